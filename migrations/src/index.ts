@@ -1,0 +1,11 @@
+import type { Migration } from 'kysely';
+import * as m0001 from './0001-initial';
+
+/**
+ * Every migration, by name. Names sort in the order they apply; append only. Listing
+ * them here (rather than reading a folder at run time) keeps the set explicit and
+ * type-checked, and works the same from source and from `dist/`.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001-initial': m0001,
+};

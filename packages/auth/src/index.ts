@@ -1,0 +1,3 @@
+export * from './passwords';
+export * from './keys';
+export * from './tokens';

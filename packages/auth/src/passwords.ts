@@ -1,0 +1,41 @@
+import argon2 from 'argon2';
+
+/**
+ * argon2id with the OWASP Password Storage Cheat Sheet's first recommended setting:
+ * 19 MiB of memory, 2 iterations, 1 lane. Parameters are stored in each hash, so raising
+ * them later keeps old hashes verifiable (see `needsRehash`).
+ */
+export const PASSWORD_HASH_OPTIONS = {
+  type: argon2.argon2id,
+  memoryCost: 19456,
+  timeCost: 2,
+  parallelism: 1,
+} as const;
+
+export function hashPassword(password: string): Promise<string> {
+  return argon2.hash(password, PASSWORD_HASH_OPTIONS);
+}
+
+export async function verifyPassword(hash: string, password: string): Promise<boolean> {
+  try {
+    return await argon2.verify(hash, password);
+  } catch {
+    return false; // a malformed stored hash verifies nothing
+  }
+}
+
+export function needsRehash(hash: string): boolean {
+  return argon2.needsRehash(hash, PASSWORD_HASH_OPTIONS);
+}
+
+let dummyHash: Promise<string> | undefined;
+
+/**
+ * Spends the same time as a real verification. Called when the username does not
+ * exist, so response timing does not reveal which usernames are registered.
+ */
+export async function verifyAgainstDummy(password: string): Promise<false> {
+  dummyHash ??= hashPassword('parley-dummy-password');
+  await verifyPassword(await dummyHash, password);
+  return false;
+}

@@ -1,0 +1,73 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { ClientMessageId, Id, MessageBody, PageLimit, Seq, Timestamp } from '../primitives';
+
+export const Message = Type.Object(
+  {
+    conversationId: Id,
+    seq: Type.Integer({ minimum: 1 }),
+    rev: Type.Integer({
+      minimum: 1,
+      description: 'Conversation revision of the last change to this message (send, edit or delete).',
+    }),
+    senderId: Id,
+    clientMessageId: Type.String(),
+    body: Type.Union([Type.String(), Type.Null()], { description: 'Null once deleted (a tombstone).' }),
+    createdAt: Timestamp,
+    editedAt: Type.Union([Timestamp, Type.Null()]),
+    deletedAt: Type.Union([Timestamp, Type.Null()]),
+  },
+  { additionalProperties: false },
+);
+export type Message = Static<typeof Message>;
+
+export const SendMessageBody = Type.Object(
+  { clientMessageId: ClientMessageId, body: MessageBody },
+  { additionalProperties: false },
+);
+export type SendMessageBody = Static<typeof SendMessageBody>;
+
+export const SendMessageResponse = Type.Object(
+  {
+    message: Message,
+    duplicate: Type.Boolean({ description: 'True when this send was a retry and the original is returned.' }),
+  },
+  { additionalProperties: false },
+);
+export type SendMessageResponse = Static<typeof SendMessageResponse>;
+
+export const EditMessageBody = Type.Object({ body: MessageBody }, { additionalProperties: false });
+export type EditMessageBody = Static<typeof EditMessageBody>;
+
+export const MessageParams = Type.Object(
+  { conversationId: Id, seq: Type.Integer({ minimum: 1 }) },
+  { additionalProperties: false },
+);
+export type MessageParams = Static<typeof MessageParams>;
+
+export const HistoryQuery = Type.Object(
+  {
+    before: Type.Optional(Type.Integer({ minimum: 1, description: 'Messages with seq < before, newest page.' })),
+    after: Type.Optional(Seq),
+    limit: PageLimit,
+  },
+  { additionalProperties: false },
+);
+export type HistoryQuery = Static<typeof HistoryQuery>;
+
+export const HistoryPage = Type.Object(
+  {
+    messages: Type.Array(Message, { description: 'Always in ascending seq order.' }),
+    hasMore: Type.Boolean({ description: 'More messages exist in the paging direction.' }),
+  },
+  { additionalProperties: false },
+);
+export type HistoryPage = Static<typeof HistoryPage>;
+
+export const ReadBody = Type.Object({ seq: Seq }, { additionalProperties: false });
+export type ReadBody = Static<typeof ReadBody>;
+
+export const ReadState = Type.Object(
+  { conversationId: Id, lastReadSeq: Seq, lastSeq: Seq, unreadCount: Type.Integer({ minimum: 0 }) },
+  { additionalProperties: false },
+);
+export type ReadState = Static<typeof ReadState>;

@@ -1,0 +1,23 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { DisplayName, Id, Timestamp, Username } from '../primitives';
+
+export const PublicUser = Type.Object(
+  { id: Id, username: Type.String(), displayName: Type.String() },
+  { additionalProperties: false },
+);
+export type PublicUser = Static<typeof PublicUser>;
+
+export const Me = Type.Object(
+  { id: Id, username: Type.String(), displayName: Type.String(), createdAt: Timestamp },
+  { additionalProperties: false },
+);
+export type Me = Static<typeof Me>;
+
+export const UpdateMeBody = Type.Object({ displayName: DisplayName }, { additionalProperties: false });
+export type UpdateMeBody = Static<typeof UpdateMeBody>;
+
+export const UsernameParams = Type.Object({ username: Username }, { additionalProperties: false });
+export type UsernameParams = Static<typeof UsernameParams>;
+
+export const UserIdParams = Type.Object({ userId: Id }, { additionalProperties: false });
+export type UserIdParams = Static<typeof UserIdParams>;

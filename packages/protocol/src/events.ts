@@ -1,0 +1,66 @@
+import './formats';
+import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { ContactState } from './api/contacts';
+import { Role } from './api/conversations';
+import { Message } from './api/messages';
+import { Id, Seq } from './primitives';
+
+/**
+ * Events the message service publishes on the bus after each commit. They are
+ * doorbells: a subscriber may miss any of them and must then recover through
+ * `POST /v1/sync`. Every event carries `v` (the envelope version).
+ */
+const event = <T extends string, P extends Parameters<typeof Type.Object>[0]>(type: T, props: P) =>
+  Type.Object({ v: Type.Literal(1), type: Type.Literal(type), ...props }, { additionalProperties: false });
+
+export const MessageCreatedEvent = event('message.created', { conversationId: Id, message: Message });
+export const MessageUpdatedEvent = event('message.updated', { conversationId: Id, message: Message });
+export const ReadEvent = event('read', { conversationId: Id, userId: Id, lastReadSeq: Seq });
+export const MembersAddedEvent = event('member.added', {
+  conversationId: Id,
+  userIds: Type.Array(Id),
+  role: Role,
+  byUserId: Id,
+});
+export const MemberRemovedEvent = event('member.removed', { conversationId: Id, userId: Id, byUserId: Id });
+export const MemberRoleChangedEvent = event('member.role_changed', { conversationId: Id, userId: Id, role: Role });
+export const MembershipAddedEvent = event('membership.added', { conversationId: Id });
+export const MembershipRemovedEvent = event('membership.removed', { conversationId: Id });
+export const ContactChangedEvent = event('contact.changed', {
+  userId: Id,
+  state: Type.Union([ContactState, Type.Literal('removed')]),
+});
+export const SessionRevokedEvent = event('session.revoked', { sessionId: Id });
+
+export const BusEvent = Type.Union([
+  MessageCreatedEvent,
+  MessageUpdatedEvent,
+  ReadEvent,
+  MembersAddedEvent,
+  MemberRemovedEvent,
+  MemberRoleChangedEvent,
+  MembershipAddedEvent,
+  MembershipRemovedEvent,
+  ContactChangedEvent,
+  SessionRevokedEvent,
+]);
+export type BusEvent = Static<typeof BusEvent>;
+export type BusEventType = BusEvent['type'];
+
+const busEventChecker = TypeCompiler.Compile(BusEvent);
+
+export function encodeBusEvent(event: BusEvent): string {
+  return JSON.stringify(event);
+}
+
+/** Parses and validates a bus payload; returns `null` for anything malformed. */
+export function decodeBusEvent(payload: string): BusEvent | null {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch {
+    return null;
+  }
+  return busEventChecker.Check(value) ? value : null;
+}

@@ -1,0 +1,132 @@
+import {
+  hashPassword,
+  hashRefreshToken,
+  needsRehash,
+  newRefreshToken,
+  verifyAgainstDummy,
+  verifyPassword,
+  type AccessTokenSigner,
+  type AccessTokenVerifier,
+} from '@parley/auth';
+import type { Database, Kysely, UserRow } from '@parley/db';
+import { ParleyError, type AuthResponse, type LoginBody, type RegisterBody, type Tokens } from '@parley/protocol';
+import * as sessions from '../repositories/sessions-repository';
+import * as users from '../repositories/users-repository';
+import type { EventPublisher } from './event-publisher';
+
+export interface AuthenticatedUser {
+  userId: string;
+  sessionId: string;
+}
+
+export function toMe(user: UserRow): AuthResponse['user'] {
+  return {
+    id: user.id,
+    username: user.username,
+    displayName: user.display_name,
+    createdAt: user.created_at.toISOString(),
+  };
+}
+
+
+export class AuthService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly signer: AccessTokenSigner,
+    private readonly verifier: AccessTokenVerifier,
+    private readonly publisher: EventPublisher,
+    private readonly refreshTokenTtlSeconds: number,
+  ) {}
+
+  async register(body: RegisterBody): Promise<AuthResponse> {
+    const passwordHash = await hashPassword(body.password);
+    return this.db.transaction().execute(async (trx) => {
+      const user = await users.insertUser(trx, {
+        username: body.username,
+        displayName: body.displayName ?? body.username,
+        passwordHash,
+      });
+      if (!user) throw new ParleyError('USERNAME_TAKEN');
+      const tokens = await this.startSession(trx, user.id, null);
+      return { user: toMe(user), tokens };
+    });
+  }
+
+  async login(body: LoginBody): Promise<AuthResponse> {
+    const user = await users.findUserByUsername(this.db, body.username);
+    const valid = user ? await verifyPassword(user.password_hash, body.password) : await verifyAgainstDummy(body.password);
+    if (!user || !valid) throw new ParleyError('INVALID_CREDENTIALS');
+    if (needsRehash(user.password_hash)) {
+      await users.updatePasswordHash(this.db, user.id, await hashPassword(body.password));
+    }
+    const tokens = await this.startSession(this.db, user.id, body.deviceName ?? null);
+    return { user: toMe(user), tokens };
+  }
+
+  /**
+   * Rotates a refresh token. A token that was already rotated is a sign of theft (the
+   * thief or the owner is replaying it), so the whole session is revoked and both lose it.
+   */
+  async refresh(refreshToken: string): Promise<Tokens> {
+    const hash = hashRefreshToken(refreshToken);
+    type Outcome =
+      | { tokens: Tokens }
+      | { error: 'REFRESH_TOKEN_INVALID' | 'SESSION_REVOKED' }
+      | { error: 'REFRESH_TOKEN_REUSED'; revoked: AuthenticatedUser };
+    const outcome = await this.db.transaction().execute(async (trx): Promise<Outcome> => {
+      const row = await sessions.lockRefreshToken(trx, hash);
+      if (!row) return { error: 'REFRESH_TOKEN_INVALID' };
+      if (row.revoked_at !== null) return { error: 'SESSION_REVOKED' };
+      if (row.rotated_at !== null) {
+        await sessions.revokeSession(trx, row.session_id, 'refresh_token_reuse');
+        return { error: 'REFRESH_TOKEN_REUSED', revoked: { userId: row.user_id, sessionId: row.session_id } };
+      }
+      if (row.expires_at.getTime() <= Date.now()) return { error: 'REFRESH_TOKEN_INVALID' };
+      await sessions.markRefreshTokenRotated(trx, hash);
+      return { tokens: await this.issueTokens(trx, row.user_id, row.session_id) };
+    });
+    if ('tokens' in outcome) return outcome.tokens;
+    if ('revoked' in outcome) this.announceRevocation(outcome.revoked.userId, outcome.revoked.sessionId);
+    throw new ParleyError(outcome.error);
+  }
+
+  async logout(auth: AuthenticatedUser): Promise<void> {
+    if (await sessions.revokeSession(this.db, auth.sessionId, 'logout')) {
+      this.announceRevocation(auth.userId, auth.sessionId);
+    }
+  }
+
+  /** Verifies an access token and that its session is still live. */
+  async authenticate(accessToken: string): Promise<AuthenticatedUser> {
+    const claims = await this.verifier.verify(accessToken);
+    const session = await sessions.findSession(this.db, claims.sessionId);
+    if (!session || session.user_id !== claims.userId) throw new ParleyError('UNAUTHENTICATED');
+    if (session.revoked_at !== null) throw new ParleyError('SESSION_REVOKED');
+    return { userId: claims.userId, sessionId: claims.sessionId };
+  }
+
+  private async startSession(db: Kysely<Database>, userId: string, deviceName: string | null): Promise<Tokens> {
+    const sessionId = await sessions.createSession(db, userId, deviceName);
+    return this.issueTokens(db, userId, sessionId);
+  }
+
+  private async issueTokens(db: Kysely<Database>, userId: string, sessionId: string): Promise<Tokens> {
+    const refresh = newRefreshToken();
+    const refreshTokenExpiresAt = new Date(Date.now() + this.refreshTokenTtlSeconds * 1000);
+    await sessions.insertRefreshToken(db, { hash: refresh.hash, sessionId, expiresAt: refreshTokenExpiresAt });
+    const access = await this.signer.sign(userId, sessionId);
+    return {
+      tokenType: 'Bearer',
+      accessToken: access.token,
+      accessTokenExpiresAt: access.expiresAt.toISOString(),
+      refreshToken: refresh.token,
+      refreshTokenExpiresAt: refreshTokenExpiresAt.toISOString(),
+      sessionId,
+    };
+  }
+
+  /** Gateways close the session's sockets on every node when they hear this. */
+  private announceRevocation(userId: string, sessionId: string): void {
+    this.publisher.publish({ v: 1, type: 'session.revoked', sessionId }, { userIds: [userId] });
+  }
+}

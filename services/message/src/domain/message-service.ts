@@ -1,0 +1,132 @@
+import type { Database, Kysely, MessageRow } from '@parley/db';
+import {
+  ParleyError,
+  type HistoryPage,
+  type HistoryQuery,
+  type Message,
+  type ReadState,
+  type SendMessageBody,
+} from '@parley/protocol';
+import * as contacts from '../repositories/contacts-repository';
+import * as conversations from '../repositories/conversations-repository';
+import * as messages from '../repositories/messages-repository';
+import type { EventPublisher } from './event-publisher';
+import { toMessage } from './mappers';
+import { requireMember } from './conversation-service';
+
+export interface SendOutcome {
+  message: Message;
+  /** True when this was a retry of a send that had already been stored. */
+  duplicate: boolean;
+}
+
+export class MessageService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly publisher: EventPublisher,
+    private readonly onMessageStored: () => void = () => {},
+  ) {}
+
+  /**
+   * Stores a message and returns it once committed. The conversation row lock
+   * serializes senders, so seqs are gapless and a retry with the same client message
+   * id (even a concurrent one) finds the original instead of storing a second copy.
+   */
+  async send(userId: string, conversationId: string, body: SendMessageBody): Promise<SendOutcome> {
+    const outcome = await this.db.transaction().execute(async (trx) => {
+      const membership = requireMember(await conversations.findMembership(trx, conversationId, userId, { lock: true }));
+      if (membership.kind === 'direct' && membership.directKey) {
+        const peerId = membership.directKey.split(':').find((id) => id !== userId) ?? userId;
+        if (await contacts.isBlockedEitherWay(trx, userId, peerId)) throw new ParleyError('USER_BLOCKED');
+      }
+      const existing = await messages.findMessageByClientId(trx, conversationId, userId, body.clientMessageId);
+      if (existing) return { row: existing, duplicate: true };
+      const { seq, rev } = await messages.allocateSeq(trx, conversationId);
+      const row = await messages.insertMessage(trx, {
+        conversationId,
+        seq,
+        rev,
+        senderId: userId,
+        clientMessageId: body.clientMessageId,
+        body: body.body,
+      });
+      await conversations.setReadMarker(trx, conversationId, userId, seq);
+      return { row, duplicate: false };
+    });
+    const message = toMessage(outcome.row);
+    if (!outcome.duplicate) {
+      this.onMessageStored();
+      this.publisher.publish({ v: 1, type: 'message.created', conversationId, message }, { conversationId });
+    }
+    return { message, duplicate: outcome.duplicate };
+  }
+
+  async history(userId: string, conversationId: string, query: HistoryQuery): Promise<HistoryPage> {
+    const membership = requireMember(await conversations.findMembership(this.db, conversationId, userId, { lock: false }));
+    const page =
+      query.after !== undefined
+        ? { direction: 'after' as const, seq: query.after }
+        : { direction: 'before' as const, seq: query.before ?? membership.lastSeq + 1 };
+    const { rows, hasMore } = await messages.findHistory(this.db, conversationId, {
+      ...page,
+      minSeqExclusive: membership.member.joinedSeq,
+      limit: query.limit,
+    });
+    return { messages: rows.map(toMessage), hasMore };
+  }
+
+  async edit(userId: string, conversationId: string, seq: number, body: string): Promise<Message> {
+    return this.change(userId, conversationId, seq, async (trx, current) => {
+      if (current.deleted_at !== null) throw new ParleyError('MESSAGE_DELETED');
+      const rev = await messages.allocateRev(trx, conversationId);
+      return messages.updateMessage(trx, conversationId, seq, { rev, body, editedAt: new Date() });
+    });
+  }
+
+  /** Deletes a message, leaving a tombstone (body null) that keeps its seq. Deleting twice is a no-op. */
+  async delete(userId: string, conversationId: string, seq: number): Promise<Message> {
+    return this.change(userId, conversationId, seq, async (trx, current) => {
+      if (current.deleted_at !== null) return null;
+      const rev = await messages.allocateRev(trx, conversationId);
+      return messages.updateMessage(trx, conversationId, seq, { rev, body: null, deletedAt: new Date() });
+    });
+  }
+
+  /** Moves the read marker forward (never back) and tells the other members and the reader's devices. */
+  async markRead(userId: string, conversationId: string, seq: number): Promise<ReadState> {
+    const moved = await conversations.advanceReadMarker(this.db, conversationId, userId, seq);
+    if (moved) {
+      this.publisher.publish(
+        { v: 1, type: 'read', conversationId, userId, lastReadSeq: moved.lastReadSeq },
+        { conversationId },
+      );
+      return readState(conversationId, moved.lastReadSeq, moved.lastSeq);
+    }
+    const membership = requireMember(await conversations.findMembership(this.db, conversationId, userId, { lock: false }));
+    return readState(conversationId, membership.member.lastReadSeq, membership.lastSeq);
+  }
+
+  /** Runs an author-only change under the conversation lock and publishes the result. */
+  private async change(
+    userId: string,
+    conversationId: string,
+    seq: number,
+    apply: (trx: Kysely<Database>, current: MessageRow) => Promise<MessageRow | null>,
+  ): Promise<Message> {
+    const { row, changed } = await this.db.transaction().execute(async (trx) => {
+      const membership = requireMember(await conversations.findMembership(trx, conversationId, userId, { lock: true }));
+      const current = await messages.findMessage(trx, conversationId, seq);
+      if (!current || current.seq <= membership.member.joinedSeq) throw new ParleyError('MESSAGE_NOT_FOUND');
+      if (current.sender_id !== userId) throw new ParleyError('NOT_MESSAGE_AUTHOR');
+      const updated = await apply(trx, current);
+      return { row: updated ?? current, changed: updated !== null };
+    });
+    const message = toMessage(row);
+    if (changed) this.publisher.publish({ v: 1, type: 'message.updated', conversationId, message }, { conversationId });
+    return message;
+  }
+}
+
+function readState(conversationId: string, lastReadSeq: number, lastSeq: number): ReadState {
+  return { conversationId, lastReadSeq, lastSeq, unreadCount: Math.max(0, lastSeq - lastReadSeq) };
+}

@@ -1,0 +1,31 @@
+import type { Database, Kysely } from '@parley/db';
+import { ParleyError, type Me, type PublicUser } from '@parley/protocol';
+import * as users from '../repositories/users-repository';
+import { toMe } from './auth-service';
+import { toPublicUser } from './mappers';
+
+export class UserService {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async me(userId: string): Promise<Me> {
+    const user = await users.findUserById(this.db, userId);
+    if (!user) throw new ParleyError('UNAUTHENTICATED');
+    return toMe(user);
+  }
+
+  async updateDisplayName(userId: string, displayName: string): Promise<Me> {
+    return toMe(await users.updateDisplayName(this.db, userId, displayName));
+  }
+
+  async findByUsername(username: string): Promise<PublicUser> {
+    const user = await users.findUserByUsername(this.db, username);
+    if (!user) throw new ParleyError('USER_NOT_FOUND');
+    return toPublicUser(user);
+  }
+
+  async findById(userId: string): Promise<PublicUser> {
+    const [user] = await users.findPublicUsers(this.db, [userId]);
+    if (!user) throw new ParleyError('USER_NOT_FOUND');
+    return toPublicUser(user);
+  }
+}

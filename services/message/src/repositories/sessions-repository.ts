@@ -1,0 +1,53 @@
+import type { Executor } from './executor';
+
+export async function createSession(db: Executor, userId: string, deviceName: string | null): Promise<string> {
+  const row = await db
+    .insertInto('sessions')
+    .values({ user_id: userId, device_name: deviceName })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+export async function findSession(
+  db: Executor,
+  sessionId: string,
+): Promise<{ user_id: string; revoked_at: Date | null } | undefined> {
+  return db.selectFrom('sessions').select(['user_id', 'revoked_at']).where('id', '=', sessionId).executeTakeFirst();
+}
+
+/** Revokes a live session; returns false when it was already revoked or does not exist. */
+export async function revokeSession(db: Executor, sessionId: string, reason: string): Promise<boolean> {
+  const result = await db
+    .updateTable('sessions')
+    .set({ revoked_at: new Date(), revoked_reason: reason })
+    .where('id', '=', sessionId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function insertRefreshToken(
+  db: Executor,
+  token: { hash: Buffer; sessionId: string; expiresAt: Date },
+): Promise<void> {
+  await db
+    .insertInto('refresh_tokens')
+    .values({ token_hash: token.hash, session_id: token.sessionId, expires_at: token.expiresAt })
+    .execute();
+}
+
+/** Locks the token row so two refreshes with one token are serialized: the second sees it rotated. */
+export async function lockRefreshToken(db: Executor, hash: Buffer) {
+  return db
+    .selectFrom('refresh_tokens as t')
+    .innerJoin('sessions as s', 's.id', 't.session_id')
+    .select(['t.session_id', 't.expires_at', 't.rotated_at', 's.user_id', 's.revoked_at'])
+    .where('t.token_hash', '=', hash)
+    .forUpdate('t')
+    .executeTakeFirst();
+}
+
+export async function markRefreshTokenRotated(db: Executor, hash: Buffer): Promise<void> {
+  await db.updateTable('refresh_tokens').set({ rotated_at: new Date() }).where('token_hash', '=', hash).execute();
+}

@@ -1,0 +1,171 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { generateSigningJwk, importSigningJwk } from '@parley/auth';
+import { RedisBus } from '@parley/bus';
+import { createDb, type Db } from '@parley/db';
+import { buildApp, type AppConfig, type MessageApp } from '@parley/message-service';
+import { decodeBusEvent, type AuthResponse, type BusEvent } from '@parley/protocol';
+import { Redis } from 'ioredis';
+import pino from 'pino';
+
+export function testUrls(): { databaseUrl: string; redisUrl: string } {
+  const databaseUrl = process.env['PARLEY_TEST_DATABASE_URL'];
+  const redisUrl = process.env['PARLEY_TEST_REDIS_URL'];
+  if (!databaseUrl || !redisUrl) throw new Error('test services missing: did jest globalSetup run?');
+  return { databaseUrl, redisUrl };
+}
+
+export interface MessageHarness {
+  app: MessageApp;
+  db: Db;
+  config: AppConfig;
+  /** A subscriber on this harness's bus prefix, recording every event it hears. */
+  events: EventRecorder;
+  close(): Promise<void>;
+}
+
+/**
+ * The real message service on the real test database and Redis, driven with
+ * `app.inject()`. Each harness has its own bus and rate-limit prefix, so test files
+ * running in parallel never hear each other.
+ */
+export async function startMessageHarness(overrides: Partial<AppConfig> = {}): Promise<MessageHarness> {
+  const { databaseUrl, redisUrl } = testUrls();
+  const signingKey = await importSigningJwk(await generateSigningJwk(`test-${randomUUID().slice(0, 8)}`));
+  const busPrefix = `parley-test:${randomBytes(6).toString('hex')}:`;
+  const config: AppConfig = {
+    signingKey,
+    jwks: { keys: [signingKey.publicJwk] },
+    issuer: 'parley',
+    audience: 'parley',
+    accessTokenTtlSeconds: 900,
+    refreshTokenTtlSeconds: 3600,
+    loginRateLimit: { max: 1000, windowSeconds: 60 },
+    registerRateLimit: { max: 100000, windowSeconds: 60 },
+    trustProxy: false,
+    corsOrigins: [],
+    bodyLimitBytes: 65536,
+    busPrefix,
+    ...overrides,
+  };
+  const db = createDb({ connectionString: databaseUrl, maxConnections: 20 });
+  const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const publisherSubscriber = new Redis(redisUrl);
+  await new Promise<void>((resolve, reject) => {
+    redis.once('ready', resolve);
+    redis.once('error', reject);
+  });
+  const bus = new RedisBus({ publisher: redis, subscriber: publisherSubscriber, prefix: config.busPrefix });
+  const logger = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
+  const app = await buildApp({ config, db: db.kysely, redis, bus, logger });
+  const events = await EventRecorder.start(redisUrl, config.busPrefix);
+  return {
+    app,
+    db,
+    config,
+    events,
+    close: async () => {
+      await app.close();
+      await events.close();
+      await bus.close();
+      redis.disconnect();
+      await db.close();
+    },
+  };
+}
+
+/** Listens to every channel under a prefix, with PSUBSCRIBE, as a gateway fleet would hear it. */
+export class EventRecorder {
+  readonly received: Array<{ channel: string; event: BusEvent }> = [];
+  private waiters: Array<() => void> = [];
+
+  private constructor(
+    private readonly subscriber: Redis,
+    private readonly prefix: string,
+  ) {
+    subscriber.on('pmessage', (_pattern: string, channel: string, payload: string) => {
+      const event = decodeBusEvent(payload);
+      if (!event) throw new Error(`undecodable bus payload on ${channel}: ${payload}`);
+      this.received.push({ channel: channel.slice(this.prefix.length), event });
+      for (const wake of this.waiters.splice(0)) wake();
+    });
+  }
+
+  static async start(redisUrl: string, prefix: string): Promise<EventRecorder> {
+    const subscriber = new Redis(redisUrl);
+    const recorder = new EventRecorder(subscriber, prefix);
+    await subscriber.psubscribe(`${prefix}*`);
+    return recorder;
+  }
+
+  /** Resolves with the first recorded event matching, waiting for it to arrive. */
+  async waitFor(
+    predicate: (entry: { channel: string; event: BusEvent }) => boolean,
+    timeoutMs = 5000,
+  ): Promise<{ channel: string; event: BusEvent }> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.received.find(predicate);
+      if (found) return found;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new Error('timed out waiting for a bus event');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, remaining);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.subscriber.disconnect();
+  }
+}
+
+export interface TestUser {
+  id: string;
+  username: string;
+  accessToken: string;
+  refreshToken: string;
+  sessionId: string;
+  headers: { authorization: string };
+}
+
+export function uniqueName(prefix = 'u'): string {
+  return `${prefix}_${randomBytes(5).toString('hex')}`;
+}
+
+export async function registerUser(app: MessageApp, username = uniqueName()): Promise<TestUser> {
+  const response = await app.inject({
+    method: 'POST',
+    url: '/v1/auth/register',
+    payload: { username, password: 'correct horse battery staple' },
+  });
+  if (response.statusCode !== 201) throw new Error(`register failed: ${response.statusCode} ${response.body}`);
+  const body = response.json<AuthResponse>();
+  return {
+    id: body.user.id,
+    username,
+    accessToken: body.tokens.accessToken,
+    refreshToken: body.tokens.refreshToken,
+    sessionId: body.tokens.sessionId,
+    headers: { authorization: `Bearer ${body.tokens.accessToken}` },
+  };
+}
+
+/** Shorthand for an authenticated JSON call. */
+export async function call(
+  app: MessageApp,
+  user: TestUser | null,
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE',
+  url: string,
+  payload?: unknown,
+) {
+  return app.inject({
+    method,
+    url,
+    headers: user ? user.headers : {},
+    ...(payload === undefined ? {} : { payload: payload as object }),
+  });
+}
