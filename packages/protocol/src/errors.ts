@@ -30,7 +30,6 @@ export const ErrorCatalogue = {
   MESSAGE_NOT_FOUND: { status: 404, retry: 'never', message: 'No such message.' },
   CONTACT_NOT_FOUND: { status: 404, retry: 'never', message: 'No such contact or contact request.' },
   MEMBER_NOT_FOUND: { status: 404, retry: 'never', message: 'That user is not a member of this conversation.' },
-  METHOD_NOT_ALLOWED: { status: 405, retry: 'never', message: 'Method not allowed.' },
   USERNAME_TAKEN: { status: 409, retry: 'never', message: 'That username is taken.' },
   MESSAGE_DELETED: { status: 409, retry: 'never', message: 'The message was deleted.' },
   NOT_A_GROUP: { status: 409, retry: 'never', message: 'Only group conversations allow this.' },

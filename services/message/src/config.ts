@@ -32,22 +32,41 @@ export const EnvSchema = Type.Object({
   }),
   AUTH_ISSUER: Type.String({ minLength: 1, default: 'parley', description: 'JWT `iss`.' }),
   AUTH_AUDIENCE: Type.String({ minLength: 1, default: 'parley', description: 'JWT `aud`.' }),
-  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 30, maximum: 86400, default: 900 }),
-  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({ minimum: 300, maximum: 31536000, default: 2592000 }),
+  ACCESS_TOKEN_TTL_SECONDS: Type.Integer({
+    minimum: 30,
+    maximum: 86400,
+    default: 900,
+    description: 'Lifetime of an access JWT.',
+  }),
+  REFRESH_TOKEN_TTL_SECONDS: Type.Integer({
+    minimum: 300,
+    maximum: 31536000,
+    default: 2592000,
+    description: 'Lifetime of a refresh token (each refresh issues a new one).',
+  }),
   LOGIN_RATE_LIMIT_MAX: Type.Integer({
     minimum: 1,
     default: 10,
     description: 'Login attempts per IP and username per window.',
   }),
-  LOGIN_RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 300 }),
+  LOGIN_RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 300, description: 'Login limit window.' }),
   REGISTER_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'Registrations per IP per window.' }),
-  REGISTER_RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 3600 }),
+  REGISTER_RATE_LIMIT_WINDOW_SECONDS: Type.Integer({
+    minimum: 1,
+    default: 3600,
+    description: 'Registration limit window.',
+  }),
   TRUST_PROXY: Type.String({
     default: 'false',
     description: '`false`, `true`, or comma-separated proxy addresses/CIDRs (nginx) whose X-Forwarded-For is trusted.',
   }),
   CORS_ORIGINS: Type.String({ default: '', description: 'Comma-separated browser origins allowed to call the API.' }),
-  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10485760, default: 65536 }),
+  BODY_LIMIT_BYTES: Type.Integer({
+    minimum: 1024,
+    maximum: 10485760,
+    default: 65536,
+    description: 'Largest request body (POST /v1/sync allows 2 MiB).',
+  }),
 });
 export type Env = Static<typeof EnvSchema>;
 
