@@ -12,8 +12,17 @@ export const PASSWORD_HASH_OPTIONS = {
   parallelism: 1,
 } as const;
 
-export function hashPassword(password: string): Promise<string> {
-  return argon2.hash(password, PASSWORD_HASH_OPTIONS);
+/**
+ * node-argon2 writes the parameters as `m=…,p=…,t=…`; the PHC string format and the
+ * reference libargon2 parser expect `m=…,t=…,p=…` (ranisalt/node-argon2#559). Store the
+ * canonical order so the hashes stay portable to other verifiers; node-argon2 reads both.
+ */
+function canonicalParameterOrder(hash: string): string {
+  return hash.replace(/\$m=(\d+),p=(\d+),t=(\d+)\$/, '$$m=$1,t=$3,p=$2$$');
+}
+
+export async function hashPassword(password: string): Promise<string> {
+  return canonicalParameterOrder(await argon2.hash(password, PASSWORD_HASH_OPTIONS));
 }
 
 export async function verifyPassword(hash: string, password: string): Promise<boolean> {

@@ -1,4 +1,4 @@
-import type { MessageRow } from '@parley/db';
+import { sql, type MessageRow } from '@parley/db';
 import type { Executor } from './executor';
 
 /**
@@ -12,7 +12,9 @@ export async function allocateSeq(db: Executor, conversationId: string): Promise
     .set((eb) => ({
       last_seq: eb('last_seq', '+', 1),
       last_rev: eb('last_rev', '+', 1),
-      last_activity_at: new Date(),
+      // The database's clock, like every other timestamp it is ordered against: a
+      // replica whose clock runs behind must not file a new message as old activity.
+      last_activity_at: sql<Date>`now()`,
     }))
     .where('id', '=', conversationId)
     .returning(['last_seq', 'last_rev'])
