@@ -24,7 +24,11 @@ beforeAll(async () => {
   admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${databaseName}`);
-  db = createDb({ connectionString: urlFor(databaseName), maxConnections: 2, applicationName: 'parley-migrations-test' });
+  db = createDb({
+    connectionString: urlFor(databaseName),
+    maxConnections: 2,
+    applicationName: 'parley-migrations-test',
+  });
 });
 
 afterAll(async () => {

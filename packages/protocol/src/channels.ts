@@ -12,4 +12,6 @@
 export const Channels = {
   conversation: (conversationId: string): string => `conv:{${conversationId}}`,
   user: (userId: string): string => `user:{${userId}}`,
+  /** Presence changes of one user; gateways subscribe for their users' direct peers. */
+  presence: (userId: string): string => `presence:{${userId}}`,
 } as const;

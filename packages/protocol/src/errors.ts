@@ -36,6 +36,7 @@ export const ErrorCatalogue = {
   CANNOT_TARGET_SELF: { status: 422, retry: 'never', message: 'You cannot do this to yourself.' },
   GROUP_FULL: { status: 422, retry: 'never', message: 'The group would exceed its member limit.' },
   PAYLOAD_TOO_LARGE: { status: 413, retry: 'never', message: 'The request body is too large.' },
+  UNKNOWN_TYPE: { status: 400, retry: 'never', message: 'Unknown frame type.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, retry: 'never', message: 'Send application/json.' },
   RATE_LIMITED: { status: 429, retry: 'backoff', message: 'Too many requests; slow down.' },
   INTERNAL: { status: 500, retry: 'backoff', message: 'Internal error.' },

@@ -27,7 +27,10 @@ describe('decodeBusEvent', () => {
   test.each([
     ['message.created', created],
     ['read', read],
-    ['member.added', { v: 1, type: 'member.added', conversationId, userIds: [userId], role: 'member', byUserId: userId }],
+    [
+      'member.added',
+      { v: 1, type: 'member.added', conversationId, userIds: [userId], role: 'member', byUserId: userId },
+    ],
     ['contact.changed', { v: 1, type: 'contact.changed', userId, state: 'removed' }],
     ['session.revoked', { v: 1, type: 'session.revoked', sessionId: userId }],
   ] as Array<[string, BusEvent]>)('accepts a valid %s event and returns it unchanged', (_name, event) => {
@@ -103,7 +106,9 @@ describe('decodeBusEvent', () => {
     event['message'] = { ...message, createdAt: 'yesterday' };
     expect(decodeBusEvent(JSON.stringify(event))).toBeNull();
     expect(
-      decodeBusEvent(JSON.stringify({ v: 1, type: 'member.added', conversationId, userIds: [userId], role: 'god', byUserId: userId })),
+      decodeBusEvent(
+        JSON.stringify({ v: 1, type: 'member.added', conversationId, userIds: [userId], role: 'god', byUserId: userId }),
+      ),
     ).toBeNull();
   });
 });

@@ -9,3 +9,4 @@ export * from './api/contacts';
 export * from './api/conversations';
 export * from './api/messages';
 export * from './api/sync';
+export * from './ws';

@@ -15,7 +15,13 @@ export const SafeText = (options: { minLength?: number; maxLength: number; descr
 export const Id = Type.String({ format: 'uuid', description: 'A UUID.' });
 export type Id = Static<typeof Id>;
 
-export const Seq = Type.Integer({ minimum: 0, description: 'Per-conversation message sequence number.' });
+/** Sequence numbers and revisions stay within JavaScript's exact integers (and PostgreSQL's bigint). */
+export const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+
+export const Seq = Type.Integer({ minimum: 0, maximum: MAX_SEQ, description: 'Per-conversation message sequence number.' });
+
+/** A seq in a URL path: plain decimal digits only (no `0x1`, `1e0` or spaces). */
+export const SeqPathParam = Type.String({ pattern: '^[1-9][0-9]{0,15}$', description: 'A message seq (decimal).' });
 
 export const Timestamp = Type.String({ format: 'date-time' });
 

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { ClientMessageId, Id, MessageBody, PageLimit, Seq, Timestamp } from '../primitives';
+import { ClientMessageId, Id, MAX_SEQ, MessageBody, PageLimit, Seq, SeqPathParam, Timestamp } from '../primitives';
 
 export const Message = Type.Object(
   {
@@ -39,14 +39,16 @@ export const EditMessageBody = Type.Object({ body: MessageBody }, { additionalPr
 export type EditMessageBody = Static<typeof EditMessageBody>;
 
 export const MessageParams = Type.Object(
-  { conversationId: Id, seq: Type.Integer({ minimum: 1 }) },
+  { conversationId: Id, seq: SeqPathParam },
   { additionalProperties: false },
 );
 export type MessageParams = Static<typeof MessageParams>;
 
 export const HistoryQuery = Type.Object(
   {
-    before: Type.Optional(Type.Integer({ minimum: 1, description: 'Messages with seq < before, newest page.' })),
+    before: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: MAX_SEQ, description: 'Messages with seq < before, newest page.' }),
+    ),
     after: Type.Optional(Seq),
     limit: PageLimit,
   },

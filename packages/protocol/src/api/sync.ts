@@ -1,13 +1,13 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Limits } from '../limits';
-import { Id, Seq } from '../primitives';
+import { Id, MAX_SEQ, Seq } from '../primitives';
 import { ConversationSummary } from './conversations';
 import { Message } from './messages';
 
 export const SyncCursor = Type.Object(
   {
     conversationId: Id,
-    rev: Type.Integer({ minimum: 0, description: 'The highest `rev` the client has applied.' }),
+    rev: Type.Integer({ minimum: 0, maximum: MAX_SEQ, description: 'The highest `rev` the client has applied.' }),
     lastReadSeq: Type.Optional(Seq),
   },
   { additionalProperties: false },

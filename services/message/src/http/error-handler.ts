@@ -31,10 +31,13 @@ export function installErrorHandlers(app: FastifyInstance): void {
       return send(reply, error.code, error.message);
     }
     if (error.validation) {
-      const details = error.validation.map((issue) => ({
-        path: `${error.validationContext ?? ''}${issue.instancePath}`,
-        message: issue.message ?? 'is invalid',
-      }));
+      const details = error.validation.map((issue) => {
+        const extra = (issue.params as { additionalProperty?: unknown }).additionalProperty;
+        return {
+          path: `${error.validationContext ?? ''}${issue.instancePath}`,
+          message: typeof extra === 'string' ? `unknown field "${extra}"` : (issue.message ?? 'is invalid'),
+        };
+      });
       return send(reply, 'VALIDATION_FAILED', `Invalid ${error.validationContext ?? 'request'}: ${error.message}`, details);
     }
     const mapped = error.code ? FASTIFY_CODES[error.code] : undefined;

@@ -11,8 +11,12 @@ function makeAjv(coerceTypes: boolean): Ajv {
     allErrors: false,
     // TypeBox schemas carry `kind` markers Ajv does not know.
     strict: false,
+    // maxLength counts UTF-16 code units, as documented in Limits (not code points).
+    unicode: false,
   });
   addFormats(ajv);
+  // ajv-formats' uuid also accepts `urn:uuid:…`, which PostgreSQL's uuid type rejects.
+  ajv.addFormat('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i);
   return ajv;
 }
 

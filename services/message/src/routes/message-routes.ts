@@ -63,7 +63,12 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }>
       },
     },
     async (request) =>
-      context.messages.edit(request.auth.userId, request.params.conversationId, request.params.seq, request.body.body),
+      context.messages.edit(
+        request.auth.userId,
+        request.params.conversationId,
+        Number(request.params.seq),
+        request.body.body,
+      ),
   );
 
   app.delete(
@@ -75,7 +80,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }>
         response: { 200: Message, ...authedErrors },
       },
     },
-    async (request) => context.messages.delete(request.auth.userId, request.params.conversationId, request.params.seq),
+    async (request) =>
+      context.messages.delete(request.auth.userId, request.params.conversationId, Number(request.params.seq)),
   );
 
   app.post(
