@@ -1,0 +1,24 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { EnvSchema } from '@parley/message-service';
+import { ErrorCatalogue } from '@parley/protocol';
+
+const root = join(__dirname, '..', '..');
+const read = (path: string) => readFileSync(join(root, path), 'utf8');
+
+// The docs are written by hand; these keep them from drifting from the code.
+describe('documentation matches the code', () => {
+  test('docs/errors.md lists every error code with its HTTP status', () => {
+    const doc = read('docs/errors.md');
+    for (const [code, { status }] of Object.entries(ErrorCatalogue)) {
+      expect(doc).toMatch(new RegExp(`\\| \`${code}\` \\| ${status} \\|`));
+    }
+  });
+
+  test('the README lists every environment variable of the message service', () => {
+    const readme = read('README.md');
+    for (const name of Object.keys(EnvSchema.properties)) {
+      expect(readme).toContain(`| \`${name}\` |`);
+    }
+  });
+});
