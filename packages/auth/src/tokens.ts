@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { ParleyError } from '@parley/protocol';
-import { createLocalJWKSet, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors as joseErrors, jwtVerify, SignJWT } from 'jose';
 import { TOKEN_ALGORITHM, type JsonWebKeySet, type SigningKey } from './keys';
 
 export interface TokenAudience {
@@ -45,14 +45,18 @@ export class AccessTokenSigner {
  * name a known key, and issuer, audience and expiry are enforced.
  */
 export class AccessTokenVerifier {
-  private readonly keySet: ReturnType<typeof createLocalJWKSet>;
+  private readonly keySet: ReturnType<typeof createLocalJWKSet> | ReturnType<typeof createRemoteJWKSet>;
 
+  /**
+   * `keys` is either the key set itself or the URL of a JWKS document; a remote set is
+   * cached and fetched again when a token names a `kid` it does not know (rotation).
+   */
   constructor(
-    jwks: JsonWebKeySet,
+    keys: JsonWebKeySet | URL,
     private readonly audience: TokenAudience,
     private readonly clockToleranceSeconds = 5,
   ) {
-    this.keySet = createLocalJWKSet(jwks);
+    this.keySet = keys instanceof URL ? createRemoteJWKSet(keys, { cooldownDuration: 30_000 }) : createLocalJWKSet(keys);
   }
 
   async verify(token: string): Promise<AccessClaims> {
@@ -72,6 +76,7 @@ export class AccessTokenVerifier {
     } catch (error) {
       if (error instanceof ParleyError) throw error;
       if (error instanceof joseErrors.JWTExpired) throw new ParleyError('TOKEN_EXPIRED');
+      if (error instanceof joseErrors.JWKSTimeout) throw new ParleyError('UNAVAILABLE', 'The signing keys could not be fetched.');
       throw new ParleyError('UNAUTHENTICATED', 'The access token is invalid.');
     }
   }

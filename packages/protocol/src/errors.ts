@@ -24,6 +24,7 @@ export const ErrorCatalogue = {
   INSUFFICIENT_ROLE: { status: 403, retry: 'never', message: 'Your role in this conversation does not allow this.' },
   NOT_MESSAGE_AUTHOR: { status: 403, retry: 'never', message: 'Only the author can change this message.' },
   USER_BLOCKED: { status: 403, retry: 'never', message: 'A block between you and this user prevents this.' },
+  FORBIDDEN_ORIGIN: { status: 403, retry: 'never', message: 'This Origin may not connect.' },
   NOT_FOUND: { status: 404, retry: 'never', message: 'No such route.' },
   USER_NOT_FOUND: { status: 404, retry: 'never', message: 'No such user.' },
   CONVERSATION_NOT_FOUND: { status: 404, retry: 'never', message: 'No such conversation.' },

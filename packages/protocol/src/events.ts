@@ -32,6 +32,9 @@ export const ContactChangedEvent = event('contact.changed', {
   state: Type.Union([ContactState, Type.Literal('removed')]),
 });
 export const SessionRevokedEvent = event('session.revoked', { sessionId: Id });
+/** Published by gateways, never stored: typing on `conv:{id}`, presence on `presence:{userId}`. */
+export const TypingEvent = event('typing', { conversationId: Id, userId: Id });
+export const PresenceEvent = event('presence', { userId: Id, online: Type.Boolean() });
 
 export const BusEvent = Type.Union([
   MessageCreatedEvent,
@@ -44,6 +47,8 @@ export const BusEvent = Type.Union([
   MembershipRemovedEvent,
   ContactChangedEvent,
   SessionRevokedEvent,
+  TypingEvent,
+  PresenceEvent,
 ]);
 export type BusEvent = Static<typeof BusEvent>;
 export type BusEventType = BusEvent['type'];

@@ -21,3 +21,13 @@ export type UsernameParams = Static<typeof UsernameParams>;
 
 export const UserIdParams = Type.Object({ userId: Id }, { additionalProperties: false });
 export type UserIdParams = Static<typeof UserIdParams>;
+
+/** What a gateway needs to route one user's events: the conversations and direct peers to listen to. */
+export const RoutingInfo = Type.Object(
+  {
+    conversationIds: Type.Array(Id),
+    directPeerIds: Type.Array(Id, { description: 'The other members of my direct conversations (presence).' }),
+  },
+  { additionalProperties: false },
+);
+export type RoutingInfo = Static<typeof RoutingInfo>;

@@ -1,5 +1,6 @@
 import type { Database, Kysely } from '@parley/db';
-import { ParleyError, type Me, type PublicUser } from '@parley/protocol';
+import { ParleyError, type Me, type PublicUser, type RoutingInfo } from '@parley/protocol';
+import * as conversations from '../repositories/conversations-repository';
 import * as users from '../repositories/users-repository';
 import { toMe } from './auth-service';
 import { toPublicUser } from './mappers';
@@ -21,6 +22,15 @@ export class UserService {
     const user = await users.findUserByUsername(this.db, username);
     if (!user) throw new ParleyError('USER_NOT_FOUND');
     return toPublicUser(user);
+  }
+
+  /** One query on connect: everything a gateway subscribes to for this user. */
+  async routing(userId: string): Promise<RoutingInfo> {
+    const rows = await conversations.findRouting(this.db, userId);
+    const directPeerIds = rows.flatMap((row) =>
+      row.direct_key ? row.direct_key.split(':').filter((id) => id !== userId) : [],
+    );
+    return { conversationIds: rows.map((row) => row.id), directPeerIds };
   }
 
   async findById(userId: string): Promise<PublicUser> {

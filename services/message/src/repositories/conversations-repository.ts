@@ -307,3 +307,13 @@ export async function findMembershipStates(db: Executor, userId: string) {
     .orderBy('c.id', 'desc')
     .execute();
 }
+
+/** The user's conversation ids, and for direct ones the peer (parsed from the pair key). */
+export async function findRouting(db: Executor, userId: string) {
+  return db
+    .selectFrom('conversation_members as m')
+    .innerJoin('conversations as c', 'c.id', 'm.conversation_id')
+    .select(['c.id', 'c.direct_key'])
+    .where('m.user_id', '=', userId)
+    .execute();
+}

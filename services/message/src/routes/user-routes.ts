@@ -1,4 +1,4 @@
-import { Me, PublicUser, UpdateMeBody, UserIdParams, UsernameParams } from '@parley/protocol';
+import { Me, PublicUser, RoutingInfo, UpdateMeBody, UserIdParams, UsernameParams } from '@parley/protocol';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { authedErrors, bearer, type RouteContext } from './route-context';
 
@@ -9,6 +9,19 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }> = 
     '/v1/me',
     { schema: { tags: ['users'], summary: 'The current user', security: bearer, response: { 200: Me, ...authedErrors } } },
     async (request) => context.users.me(request.auth.userId),
+  );
+
+  app.get(
+    '/v1/me/routing',
+    {
+      schema: {
+        tags: ['users'],
+        summary: 'My conversation ids and direct peers (what a gateway subscribes to for me)',
+        security: bearer,
+        response: { 200: RoutingInfo, ...authedErrors },
+      },
+    },
+    async (request) => context.users.routing(request.auth.userId),
   );
 
   app.patch(

@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import { CloseCodes, type CloseCodeName, type ServerFrame } from '@parley/protocol';
+import type { WebSocket } from 'ws';
+import type { GatewayMetrics } from './metrics';
+
+/** A frame serialized once, to be sent as-is to any number of sockets. */
+export interface EncodedFrame {
+  type: ServerFrame['type'];
+  data: Buffer;
+}
+
+export function encodeFrame(frame: ServerFrame): EncodedFrame {
+  return { type: frame.type, data: Buffer.from(JSON.stringify(frame), 'utf8') };
+}
+
+/** How long a close handshake may take before the socket is cut (a slow reader never answers). */
+const CLOSE_GRACE_MS = 2000;
+
+/**
+ * One client socket and what the gateway knows about it. Outbound data is counted:
+ * when what waits to be written passes the limit, the client is a slow consumer and
+ * is closed, so one slow reader can never grow the node's memory.
+ */
+export class ClientConnection {
+  readonly id = randomUUID();
+  /** Bus channels this socket listens to (kept by the router). */
+  readonly channels = new Set<string>();
+  /** False between a ping and its pong. */
+  alive = true;
+  /** Requests sent to the message service and not answered yet. */
+  inFlight = 0;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private closing = false;
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly userId: string,
+    readonly sessionId: string,
+    public token: string,
+    public tokenExpiresAt: number,
+    private readonly sendBufferMaxBytes: number,
+    private readonly metrics: GatewayMetrics,
+  ) {
+    this.armExpiry();
+  }
+
+  get isOpen(): boolean {
+    return !this.closing && this.socket.readyState === this.socket.OPEN;
+  }
+
+  send(frame: EncodedFrame): boolean {
+    if (!this.isOpen) return false;
+    if (this.socket.bufferedAmount + frame.data.length > this.sendBufferMaxBytes) {
+      this.metrics.slowConsumerCloses.inc();
+      this.close('SLOW_CONSUMER');
+      return false;
+    }
+    this.socket.send(frame.data, { binary: false });
+    this.metrics.framesOut.inc({ type: frame.type });
+    return true;
+  }
+
+  sendFrame(frame: ServerFrame): boolean {
+    return this.send(encodeFrame(frame));
+  }
+
+  /** Replaces the token after an in-band refresh and re-arms the expiry close. */
+  refreshToken(token: string, expiresAt: number): void {
+    this.token = token;
+    this.tokenExpiresAt = expiresAt;
+    this.armExpiry();
+  }
+
+  /** Closes with a documented code; cuts the socket if the peer does not complete the handshake. */
+  close(name: CloseCodeName, reason = ''): void {
+    if (this.closing) return;
+    this.closing = true;
+    clearTimeout(this.expiryTimer);
+    const { code } = CloseCodes[name];
+    this.metrics.closes.inc({ code: String(code) });
+    try {
+      this.socket.close(code, reason || name);
+    } catch {
+      this.socket.terminate();
+      return;
+    }
+    setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Called once the socket has closed, whoever closed it. */
+  dispose(): void {
+    this.closing = true;
+    clearTimeout(this.expiryTimer);
+  }
+
+  private armExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    const remainingMs = this.tokenExpiresAt * 1000 - Date.now();
+    // setTimeout's limit is 2^31-1 ms; tokens never live that long, but stay safe.
+    this.expiryTimer = setTimeout(() => this.close('AUTH_EXPIRED'), Math.min(Math.max(remainingMs, 0), 2 ** 31 - 1));
+    this.expiryTimer.unref();
+  }
+}

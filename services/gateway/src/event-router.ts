@@ -1,0 +1,156 @@
+import type { Bus } from '@parley/bus';
+import { Channels, decodeBusEvent, type BusEvent, type RoutingInfo, type ServerFrame } from '@parley/protocol';
+import type { Logger } from 'pino';
+import { encodeFrame, type ClientConnection } from './connection';
+import type { GatewayMetrics } from './metrics';
+
+/**
+ * Routes bus events to this node's sockets. The node subscribes to a channel while it
+ * holds at least one socket that needs it (a member of the conversation, the user
+ * themself, a direct peer for presence) and drops it with the last one, so Redis
+ * sends each event only to the nodes that have someone to deliver it to.
+ */
+export class EventRouter {
+  private readonly listeners = new Map<string, Set<ClientConnection>>();
+  private readonly handler = (payload: string, channel: string) => this.onBusEvent(payload, channel);
+
+  constructor(
+    private readonly bus: Bus,
+    private readonly logger: Logger,
+    private readonly metrics: GatewayMetrics,
+  ) {}
+
+  /** Starts listening for everything this connection's user should hear. */
+  async attach(connection: ClientConnection, routing: RoutingInfo): Promise<void> {
+    const channels = [
+      Channels.user(connection.userId),
+      ...routing.conversationIds.map((id) => Channels.conversation(id)),
+      ...routing.directPeerIds.map((id) => Channels.presence(id)),
+    ];
+    await Promise.all(channels.map((channel) => this.listen(channel, connection)));
+  }
+
+  async detach(connection: ClientConnection): Promise<void> {
+    await Promise.all([...connection.channels].map((channel) => this.unlisten(channel, connection)));
+  }
+
+  /** True when the connection's user is a member of the conversation, as far as this node knows. */
+  isMember(connection: ClientConnection, conversationId: string): boolean {
+    return connection.channels.has(Channels.conversation(conversationId));
+  }
+
+  /** Subscribed channel count (for tests and metrics). */
+  get channelCount(): number {
+    return this.listeners.size;
+  }
+
+  private async listen(channel: string, connection: ClientConnection): Promise<void> {
+    connection.channels.add(channel);
+    const existing = this.listeners.get(channel);
+    if (existing) {
+      existing.add(connection);
+      return;
+    }
+    this.listeners.set(channel, new Set([connection]));
+    await this.bus.subscribe(channel, this.handler);
+  }
+
+  private async unlisten(channel: string, connection: ClientConnection): Promise<void> {
+    connection.channels.delete(channel);
+    const set = this.listeners.get(channel);
+    if (!set) return;
+    set.delete(connection);
+    if (set.size > 0) return;
+    this.listeners.delete(channel);
+    await this.bus.unsubscribe(channel, this.handler);
+  }
+
+  private onBusEvent(payload: string, channel: string): void {
+    const event = decodeBusEvent(payload);
+    if (!event) {
+      this.metrics.drops.inc({ reason: 'undecodable' });
+      this.logger.warn({ channel, payload: payload.slice(0, 200) }, 'dropped an undecodable bus payload');
+      return;
+    }
+    const targets = this.listeners.get(channel);
+    if (!targets || targets.size === 0) return;
+    this.applyMembershipChange(event, targets);
+    const frame = toFrame(event);
+    if (!frame) return;
+    const encoded = encodeFrame(frame); // once, for every local recipient
+    for (const connection of targets) {
+      // Typing goes to the others, not back to the typist's own sockets.
+      if (event.type === 'typing' && connection.userId === event.userId) continue;
+      if (connection.send(encoded)) this.metrics.deliveries.inc();
+      else this.metrics.drops.inc({ reason: 'socket_closed' });
+    }
+  }
+
+  /** Events that change what a socket listens to, or end it. */
+  private applyMembershipChange(event: BusEvent, targets: Set<ClientConnection>): void {
+    switch (event.type) {
+      case 'membership.added':
+        for (const connection of targets) void this.listen(Channels.conversation(event.conversationId), connection);
+        return;
+      case 'membership.removed':
+        for (const connection of targets) void this.unlisten(Channels.conversation(event.conversationId), connection);
+        return;
+      case 'session.revoked':
+        for (const connection of targets) {
+          if (connection.sessionId === event.sessionId) connection.close('SESSION_REVOKED');
+        }
+        return;
+      default:
+        return;
+    }
+  }
+}
+
+/** The client frame for a bus event; null for events clients do not see as such. */
+export function toFrame(event: BusEvent): ServerFrame | null {
+  switch (event.type) {
+    case 'message.created':
+      return { type: 'message', conversationId: event.conversationId, message: event.message };
+    case 'message.updated':
+      return { type: 'message.updated', conversationId: event.conversationId, message: event.message };
+    case 'read':
+      return { type: 'read', conversationId: event.conversationId, userId: event.userId, lastReadSeq: event.lastReadSeq };
+    case 'typing':
+      return { type: 'typing', conversationId: event.conversationId, userId: event.userId };
+    case 'presence':
+      return { type: 'presence', userId: event.userId, online: event.online };
+    case 'member.added':
+      return {
+        type: 'membership',
+        change: 'member.added',
+        conversationId: event.conversationId,
+        userIds: event.userIds,
+        role: event.role,
+        byUserId: event.byUserId,
+      };
+    case 'member.removed':
+      return {
+        type: 'membership',
+        change: 'member.removed',
+        conversationId: event.conversationId,
+        userIds: [event.userId],
+        byUserId: event.byUserId,
+      };
+    case 'member.role_changed':
+      return {
+        type: 'membership',
+        change: 'member.role_changed',
+        conversationId: event.conversationId,
+        userIds: [event.userId],
+        role: event.role,
+      };
+    case 'membership.added':
+      return { type: 'membership', change: 'joined', conversationId: event.conversationId };
+    case 'membership.removed':
+      return { type: 'membership', change: 'left', conversationId: event.conversationId };
+    case 'contact.changed':
+      return { type: 'contact', userId: event.userId, state: event.state };
+    case 'session.revoked':
+      return null;
+  }
+}

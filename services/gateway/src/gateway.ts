@@ -1,0 +1,303 @@
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AccessTokenVerifier } from '@parley/auth';
+import type { Bus } from '@parley/bus';
+import { ErrorCatalogue, WS_SUBPROTOCOL, type ErrorCode, type RoutingInfo } from '@parley/protocol';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { GatewayConfig } from './config';
+import { ClientConnection, encodeFrame } from './connection';
+import { EventRouter } from './event-router';
+import { FrameHandler } from './frame-handler';
+import { MessageServiceClient } from './message-service-client';
+import type { GatewayMetrics } from './metrics';
+import type { Presence } from './presence';
+import { authorizeUpgrade } from './upgrade-auth';
+
+export type GatewayOptions = Pick<
+  GatewayConfig,
+  | 'nodeId'
+  | 'messageServiceUrl'
+  | 'allowedOrigins'
+  | 'maxFrameBytes'
+  | 'rateLimitFramesPerSecond'
+  | 'sendBufferMaxBytes'
+  | 'heartbeatIntervalMs'
+  | 'drainWindowMs'
+  | 'messageServiceTimeoutMs'
+  | 'maxConnections'
+>;
+
+export interface GatewayDeps {
+  options: GatewayOptions;
+  bus: Bus;
+  presence: Presence;
+  verifier: AccessTokenVerifier;
+  logger: Logger;
+  metrics: GatewayMetrics;
+  /** Extra readiness checks (e.g. Redis); each rejects when its dependency is down. */
+  readinessChecks?: Record<string, () => Promise<unknown>>;
+}
+
+/**
+ * A gateway node: raw WebSockets on node:http. It authenticates upgrades, holds the
+ * sockets, forwards requests to the message service and delivers bus events.
+ */
+export class Gateway {
+  readonly server: Server;
+  readonly metrics: GatewayMetrics;
+  private readonly wss: WebSocketServer;
+  private readonly router: EventRouter;
+  private readonly frames: FrameHandler;
+  private readonly messageService: MessageServiceClient;
+  private readonly connections = new Set<ClientConnection>();
+  /** Open sockets per user on this node, for presence. */
+  private readonly socketsPerUser = new Map<string, number>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private emptyWaiters: Array<() => void> = [];
+  private draining = false;
+
+  constructor(private readonly deps: GatewayDeps) {
+    const { options, logger } = deps;
+    this.metrics = deps.metrics;
+    this.messageService = new MessageServiceClient(
+      options.messageServiceUrl,
+      options.messageServiceTimeoutMs,
+      (route, outcome, seconds) => this.metrics.messageServiceLatency.observe({ route, outcome }, seconds),
+    );
+    this.router = new EventRouter(deps.bus, logger, this.metrics);
+    this.frames = new FrameHandler({
+      messageService: this.messageService,
+      router: this.router,
+      bus: deps.bus,
+      verifier: deps.verifier,
+      metrics: this.metrics,
+      framesPerSecond: options.rateLimitFramesPerSecond,
+    });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxFrameBytes,
+      // Never echo the auth subprotocol (it carries the token); select ours or none.
+      handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
+      perMessageDeflate: false,
+    });
+    this.server = createServer((request, response) => void this.onHttpRequest(request, response));
+    this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.onUpgrade(request, socket, head);
+    });
+    deps.bus.onResubscribed(() => this.broadcastResync('bus reconnected; events may have been missed'));
+  }
+
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  async listen(port: number, host: string): Promise<{ port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    this.deps.presence.start();
+    this.heartbeat = setInterval(() => this.checkHeartbeats(), this.deps.options.heartbeatIntervalMs);
+    this.heartbeat.unref();
+    const address = this.server.address();
+    return { port: typeof address === 'object' && address ? address.port : port };
+  }
+
+  /**
+   * Drains the node: readiness turns false, new upgrades get 503, and open sockets are
+   * closed with 1012 spread evenly over the drain window, so their clients reconnect to
+   * other nodes without a stampede. Resolves when every socket is gone.
+   */
+  async drain(): Promise<void> {
+    this.draining = true;
+    const sockets = [...this.connections];
+    const window = this.deps.options.drainWindowMs;
+    this.deps.logger.info({ sockets: sockets.length, windowMs: window }, 'draining');
+    sockets.forEach((connection, index) => {
+      const delay = sockets.length > 1 ? Math.floor((window * index) / (sockets.length - 1)) : 0;
+      setTimeout(() => connection.close('SERVER_DRAINING'), delay).unref();
+    });
+    await this.waitUntilEmpty(window + 5000);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const connection of this.connections) connection.socket.terminate();
+    await this.deps.presence.stop();
+    this.wss.close();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Resolves when the last socket has closed, or after `timeoutMs` at the latest. */
+  private async waitUntilEmpty(timeoutMs: number): Promise<void> {
+    if (this.connections.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => this.emptyWaiters.push(resolve)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  private async onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const path = (request.url ?? '').split('?')[0];
+    if (path !== '/ws') return this.refuse(socket, 404, 'NOT_FOUND', 'WebSockets are served at /ws.');
+    if (this.draining) return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is draining; connect again.');
+    if (this.connections.size >= this.deps.options.maxConnections) {
+      return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is full; connect again.');
+    }
+    const decision = await authorizeUpgrade(request, {
+      verifier: this.deps.verifier,
+      messageService: this.messageService,
+      allowedOrigins: this.deps.options.allowedOrigins,
+    });
+    if (!decision.ok) return this.refuse(socket, decision.status, decision.code, decision.message);
+    if (socket.destroyed) return;
+    this.wss.handleUpgrade(request, socket, head, (ws) => {
+      void this.onConnection(ws, decision.claims, decision.token, decision.routing);
+    });
+  }
+
+  private refuse(socket: Duplex, status: number, code: string, message: string): void {
+    this.metrics.upgradesRejected.inc({ status: String(status) });
+    const body = JSON.stringify({ error: { code, message } });
+    const statusText = STATUS_CODES[status] ?? 'Error';
+    if (!socket.writable) return void socket.destroy();
+    socket.end(
+      `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+
+  private async onConnection(
+    ws: WebSocket,
+    claims: { userId: string; sessionId: string; expiresAt: number },
+    token: string,
+    routing: RoutingInfo,
+  ): Promise<void> {
+    const { options, logger } = this.deps;
+    const connection = new ClientConnection(
+      ws,
+      claims.userId,
+      claims.sessionId,
+      token,
+      claims.expiresAt,
+      options.sendBufferMaxBytes,
+      this.metrics,
+    );
+    this.connections.add(connection);
+    this.metrics.connections.set(this.connections.size);
+    ws.on('pong', () => {
+      connection.alive = true;
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => void this.frames.handle(connection, data, isBinary));
+    ws.on('error', (error) => logger.debug({ err: error, userId: connection.userId }, 'socket error'));
+    ws.on('close', () => void this.onClose(connection));
+
+    try {
+      await this.router.attach(connection, routing);
+      const first = (this.socketsPerUser.get(connection.userId) ?? 0) === 0;
+      this.socketsPerUser.set(connection.userId, (this.socketsPerUser.get(connection.userId) ?? 0) + 1);
+      if (first) await this.deps.presence.userConnected(connection.userId);
+    } catch (error) {
+      logger.warn({ err: error }, 'could not set up a connection; closing it');
+      connection.close('INTERNAL_ERROR');
+      return;
+    }
+    connection.sendFrame({
+      type: 'hello',
+      userId: connection.userId,
+      sessionId: connection.sessionId,
+      nodeId: options.nodeId,
+      heartbeatMs: options.heartbeatIntervalMs,
+      tokenExpiresAt: connection.tokenExpiresAt,
+    });
+    await this.sendPresenceSnapshot(connection, routing.directPeerIds);
+  }
+
+  private async sendPresenceSnapshot(connection: ClientConnection, peers: string[]): Promise<void> {
+    try {
+      const online = await this.deps.presence.isOnline(peers);
+      peers.forEach((userId, index) => connection.sendFrame({ type: 'presence', userId, online: online[index] ?? false }));
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'presence snapshot failed');
+    }
+  }
+
+  private async onClose(connection: ClientConnection): Promise<void> {
+    if (!this.connections.delete(connection)) return;
+    connection.dispose();
+    this.metrics.connections.set(this.connections.size);
+    this.frames.forget(connection);
+    if (this.connections.size === 0) for (const resolve of this.emptyWaiters.splice(0)) resolve();
+    try {
+      await this.router.detach(connection);
+      const left = (this.socketsPerUser.get(connection.userId) ?? 1) - 1;
+      if (left > 0) this.socketsPerUser.set(connection.userId, left);
+      else {
+        this.socketsPerUser.delete(connection.userId);
+        await this.deps.presence.userDisconnected(connection.userId);
+      }
+    } catch (error) {
+      this.deps.logger.warn({ err: error }, 'cleanup after close failed');
+    }
+  }
+
+  /** A peer that did not answer the previous ping is gone: cut it (its TCP may never say so). */
+  private checkHeartbeats(): void {
+    for (const connection of this.connections) {
+      if (!connection.alive) {
+        this.metrics.closes.inc({ code: 'heartbeat' });
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
+    }
+  }
+
+  private broadcastResync(reason: string): void {
+    this.metrics.busResyncs.inc();
+    this.deps.logger.warn({ sockets: this.connections.size }, 'bus resubscribed; telling every socket to resync');
+    const frame = encodeFrame({ type: 'resync', reason });
+    for (const connection of this.connections) connection.send(frame);
+  }
+
+  private async onHttpRequest(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = (request.url ?? '').split('?')[0];
+    const json = (status: number, body: unknown) => {
+      response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    if (path === '/healthz') return json(200, { status: 'ok', nodeId: this.deps.options.nodeId });
+    if (path === '/readyz') {
+      const checks: Record<string, string> = {};
+      for (const [name, check] of Object.entries(this.deps.readinessChecks ?? {})) {
+        checks[name] = await check().then(
+          () => 'ok',
+          (error: unknown) => String((error as Error)?.message ?? error),
+        );
+      }
+      const ready = !this.draining && Object.values(checks).every((result) => result === 'ok');
+      return json(ready ? 200 : 503, {
+        status: ready ? 'ready' : this.draining ? 'draining' : 'not ready',
+        nodeId: this.deps.options.nodeId,
+        connections: this.connections.size,
+        checks,
+      });
+    }
+    if (path === '/metrics') {
+      response.writeHead(200, { 'content-type': this.metrics.registry.contentType });
+      return void response.end(await this.metrics.registry.metrics());
+    }
+    const code: ErrorCode = 'NOT_FOUND';
+    return json(404, { error: { code, message: ErrorCatalogue[code].message } });
+  }
+}

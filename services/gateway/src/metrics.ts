@@ -1,0 +1,84 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The gateway's Prometheus metrics, on a registry of its own. */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({
+    name: 'parley_gateway_connections',
+    help: 'Open client sockets.',
+    registers: [this.registry],
+  });
+  readonly upgradesRejected = new Counter({
+    name: 'parley_gateway_upgrades_rejected_total',
+    help: 'Upgrades refused, by HTTP status.',
+    labelNames: ['status'] as const,
+    registers: [this.registry],
+  });
+  readonly framesIn = new Counter({
+    name: 'parley_gateway_frames_in_total',
+    help: 'Client frames received, by type (`invalid` for frames that failed validation).',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly framesOut = new Counter({
+    name: 'parley_gateway_frames_out_total',
+    help: 'Frames sent to clients, by type.',
+    labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  readonly deliveries = new Counter({
+    name: 'parley_gateway_event_deliveries_total',
+    help: 'Bus events delivered to local sockets (one per socket).',
+    registers: [this.registry],
+  });
+  readonly drops = new Counter({
+    name: 'parley_gateway_event_drops_total',
+    help: 'Events not delivered, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly closes = new Counter({
+    name: 'parley_gateway_closes_total',
+    help: 'Sockets closed by the gateway, by close code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly slowConsumerCloses = new Counter({
+    name: 'parley_gateway_slow_consumer_closes_total',
+    help: 'Sockets closed because their send buffer passed the limit.',
+    registers: [this.registry],
+  });
+  readonly messageServiceLatency = new Histogram({
+    name: 'parley_gateway_message_service_seconds',
+    help: 'Latency of calls to the message service, by route and outcome.',
+    labelNames: ['route', 'outcome'] as const,
+    buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly redisLatency = new Histogram({
+    name: 'parley_gateway_redis_seconds',
+    help: 'Latency of Redis operations (publish, presence), by operation.',
+    labelNames: ['operation'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [this.registry],
+  });
+  readonly busResyncs = new Counter({
+    name: 'parley_gateway_bus_resyncs_total',
+    help: 'Times the bus reconnected and every socket was told to resync.',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'parley_gateway_' });
+  }
+
+  /** Times an async Redis operation. */
+  async timeRedis<T>(operation: string, work: () => Promise<T>): Promise<T> {
+    const end = this.redisLatency.startTimer({ operation });
+    try {
+      return await work();
+    } finally {
+      end();
+    }
+  }
+}
