@@ -12,7 +12,9 @@ function makeAjv(coerceTypes: boolean): Ajv {
     // TypeBox schemas carry `kind` markers Ajv does not know.
     strict: false,
     // maxLength counts UTF-16 code units, as documented in Limits (not code points).
+    // Ajv marks the option deprecated and would print that to the console at every start.
     unicode: false,
+    logger: false,
   });
   addFormats(ajv);
   // ajv-formats' uuid also accepts `urn:uuid:…`, which PostgreSQL's uuid type rejects.
