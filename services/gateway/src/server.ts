@@ -26,7 +26,20 @@ async function main(): Promise<void> {
   ] as const) {
     client.on('error', (error) => logger.warn({ err: error, client: name }, 'redis error'));
   }
-  await Promise.all([redis, subscriber].map((client) => new Promise<void>((resolve) => client.once('ready', () => resolve()))));
+  // Start only once Redis answers, so the first sockets get working subscriptions; a
+  // supervisor restarts us if it never does.
+  await Promise.all(
+    [redis, subscriber].map(
+      (client) =>
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`Redis not ready after 15 s at ${config.redisUrl}`)), 15_000);
+          client.once('ready', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        }),
+    ),
+  );
 
   const bus = new RedisBus({
     publisher: redis,
