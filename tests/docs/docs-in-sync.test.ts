@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { GatewayEnvSchema } from '@parley/gateway';
 import { EnvSchema } from '@parley/message-service';
 import { ErrorCatalogue } from '@parley/protocol';
 
@@ -15,10 +16,14 @@ describe('documentation matches the code', () => {
     }
   });
 
-  test('the README lists every environment variable of the message service', () => {
+  test('the README lists every environment variable of the message service and the gateway', () => {
     const readme = read('README.md');
+    const [, gatewaySection = ''] = readme.split('### Gateway environment');
     for (const name of Object.keys(EnvSchema.properties)) {
       expect(readme).toContain(`| \`${name}\` |`);
+    }
+    for (const name of Object.keys(GatewayEnvSchema.properties)) {
+      expect(gatewaySection).toContain(`| \`${name}\` |`);
     }
   });
 });
