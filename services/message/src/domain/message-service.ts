@@ -28,9 +28,11 @@ export class MessageService {
   ) {}
 
   /**
-   * Stores a message and returns it once committed. The conversation row lock
-   * serializes senders, so seqs are gapless and a retry with the same client message
-   * id (even a concurrent one) finds the original instead of storing a second copy.
+   * Stores a message and returns it once committed. Seqs are gapless because the
+   * increment of `last_seq` and the insert commit together. The conversation row lock,
+   * taken first, serializes the duplicate check with the insert: a retry with the same
+   * client message id, even a concurrent one, finds the original instead of failing on
+   * the unique constraint or storing a second copy.
    */
   async send(userId: string, conversationId: string, body: SendMessageBody): Promise<SendOutcome> {
     const outcome = await this.db.transaction().execute(async (trx) => {

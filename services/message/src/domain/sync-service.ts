@@ -42,6 +42,8 @@ export class SyncService {
         continue;
       }
       if (budget === 0) {
+        // Out of message budget: its summary is in this page, its messages in the next.
+        cursors.push({ conversationId: state.id, rev: fromRev });
         hasMore = true;
         continue;
       }
