@@ -1,0 +1,244 @@
+#!/usr/bin/env node
+/**
+ * Fan-out cost: Redis commands per message, for a 1:1 message across two gateway nodes
+ * and for a 1,000-member group spread over three nodes (all members online).
+ *
+ *   npm run build && DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:fanout
+ *
+ * Runs its own redis-server (port 6391) so INFO commandstats counts only this run, a
+ * fresh database, the real message service and three real gateways in this process,
+ * and 1,002 real WebSocket clients. Prints a table and writes bench/results/.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { AccessTokenSigner, AccessTokenVerifier, generateSigningJwk, hashPassword, importSigningJwk } from '@parley/auth';
+import { RedisBus } from '@parley/bus';
+import { createDb, migrateToLatest, sql } from '@parley/db';
+import { Gateway, GatewayMetrics, RedisPresence } from '@parley/gateway';
+import { buildApp } from '@parley/message-service';
+import { migrations } from '@parley/migrations';
+import { Redis, type RedisOptions } from 'ioredis';
+import pg from 'pg';
+import pino from 'pino';
+import WebSocket from 'ws';
+import { startPrivateRedis } from './redis-server';
+
+const GROUP_SIZE = 1000;
+const NODES = 3;
+const MESSAGES = 50;
+const logger = pino({ level: 'silent' });
+
+interface Client {
+  userId: string;
+  socket: WebSocket;
+  received: number;
+}
+
+async function main(): Promise<void> {
+  const adminUrl = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const redisServer = await startPrivateRedis(6391);
+  const databaseName = `parley_bench_${Date.now().toString(36)}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${databaseName}`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${databaseName}`;
+  const db = createDb({ connectionString: url.toString(), maxConnections: 20 });
+  await migrateToLatest(db.kysely, migrations);
+
+  const signingKey = await importSigningJwk(await generateSigningJwk('bench'));
+  const audience = { issuer: 'parley', audience: 'parley' };
+  const prefix = 'parley:';
+  const connections: Redis[] = [];
+  const redis = (options: RedisOptions = {}) => {
+    const client = new Redis(redisServer.url, options);
+    connections.push(client);
+    return client;
+  };
+
+  // The message service, as in production: its own publisher connection.
+  const servicePublisher = redis({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  await new Promise((resolve) => servicePublisher.once('ready', resolve));
+  const app = await buildApp({
+    config: {
+      signingKey,
+      jwks: { keys: [signingKey.publicJwk] },
+      ...audience,
+      accessTokenTtlSeconds: 3600,
+      refreshTokenTtlSeconds: 3600,
+      loginRateLimit: { max: 100000, windowSeconds: 60 },
+      registerRateLimit: { max: 100000, windowSeconds: 60 },
+      trustProxy: false,
+      corsOrigins: [],
+      bodyLimitBytes: 65536,
+      busPrefix: prefix,
+    },
+    db: db.kysely,
+    redis: servicePublisher,
+    bus: new RedisBus({ publisher: servicePublisher, subscriber: redis(), prefix }),
+    logger,
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const address = app.server.address();
+  const messageUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+
+  // Three gateway nodes, each with its own publisher and subscriber connections.
+  const gateways: Array<{ gateway: Gateway; port: number }> = [];
+  for (let index = 0; index < NODES; index += 1) {
+    const publisher = redis({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    await new Promise((resolve) => publisher.once('ready', resolve));
+    const bus = new RedisBus({ publisher, subscriber: redis(), prefix });
+    const metrics = new GatewayMetrics();
+    const nodeId = `bench-${index}`;
+    const gateway = new Gateway({
+      options: {
+        nodeId,
+        messageServiceUrl: messageUrl,
+        allowedOrigins: '*',
+        maxFrameBytes: 32768,
+        rateLimitFramesPerSecond: 1000,
+        sendBufferMaxBytes: 8 * 1024 * 1024,
+        heartbeatIntervalMs: 600_000,
+        drainWindowMs: 1000,
+        messageServiceTimeoutMs: 10_000,
+        maxConnections: 10_000,
+      },
+      bus,
+      // A long TTL keeps presence heartbeats out of the measured window.
+      presence: new RedisPresence(publisher, bus, { prefix, nodeId, ttlMs: 600_000 }, logger, metrics),
+      metrics,
+      verifier: new AccessTokenVerifier({ keys: [signingKey.publicJwk] }, audience),
+      logger,
+    });
+    const { port } = await gateway.listen(0, '127.0.0.1');
+    gateways.push({ gateway, port });
+  }
+
+  // Users and sessions straight into the database: hashing 1,000 passwords measures argon2, not fan-out.
+  const passwordHash = await hashPassword('bench-password');
+  const users = await db.kysely
+    .insertInto('users')
+    .values(
+      Array.from({ length: GROUP_SIZE + 1 }, (_, index) => ({
+        username: `bench_${index}`,
+        display_name: `Bench ${index}`,
+        password_hash: passwordHash,
+      })),
+    )
+    .returning('id')
+    .execute();
+  const signer = new AccessTokenSigner(signingKey, audience, 3600);
+  const tokens = new Map<string, string>();
+  for (const { id } of users) {
+    const session = await db.kysely.insertInto('sessions').values({ user_id: id, device_name: 'bench' }).returning('id').executeTakeFirstOrThrow();
+    tokens.set(id, (await signer.sign(id, session.id)).token);
+  }
+  const ids = users.map((user) => user.id);
+  const [owner, ...others] = ids.slice(0, GROUP_SIZE) as [string, ...string[]];
+  const outsider = ids[GROUP_SIZE]!;
+
+  const api = async (userId: string, method: string, path: string, body?: unknown) => {
+    const response = await fetch(messageUrl + path, {
+      method,
+      headers: { authorization: `Bearer ${tokens.get(userId)}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as { id: string };
+  };
+  const group = await api(owner, 'POST', '/v1/conversations/groups', { title: 'bench', memberIds: others });
+  const direct = await api(owner, 'POST', '/v1/conversations/direct', { userId: outsider });
+
+  // Every member online, spread round-robin over the three nodes.
+  const clients: Client[] = [];
+  await Promise.all(
+    [...ids.slice(0, GROUP_SIZE), outsider].map(async (userId, index) => {
+      const { port } = gateways[index % NODES]!;
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${tokens.get(userId)}` } });
+      const client: Client = { userId, socket, received: 0 };
+      socket.on('message', (data: Buffer) => {
+        if (data.includes('"type":"message"')) client.received += 1;
+      });
+      await new Promise<void>((resolve, reject) => {
+        socket.once('message', () => resolve());
+        socket.once('error', reject);
+      });
+      clients.push(client);
+    }),
+  );
+
+  const measure = async (label: string, conversationId: string, recipients: Client[]) => {
+    const stats = redis();
+    for (const client of recipients) client.received = 0;
+    await stats.config('RESETSTAT');
+    const started = performance.now();
+    for (let index = 0; index < MESSAGES; index += 1) {
+      await api(owner, 'POST', `/v1/conversations/${conversationId}/messages`, { clientMessageId: `${label.replace(/[^A-Za-z0-9]+/g, '-')}-${index}`, body: `message ${index}` });
+    }
+    const deadline = Date.now() + 60_000;
+    while (recipients.some((client) => client.received < MESSAGES)) {
+      if (Date.now() > deadline) throw new Error(`${label}: not every recipient got every message`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const elapsedMs = performance.now() - started;
+    const info = (await stats.info('commandstats')) as string;
+    const commands: Record<string, number> = {};
+    for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) commands[match[1]!] = Number(match[2]);
+    for (const name of Object.keys(commands)) {
+      if (name.startsWith('config') || name.startsWith('info')) delete commands[name]; // our own RESETSTAT and INFO
+    }
+    // How many connections Redis pushes each PUBLISH to: one per node holding a recipient.
+    const numsub = (await stats.pubsub('NUMSUB', `${prefix}conv:{${conversationId}}`)) as [string, number];
+    const total = Object.values(commands).reduce((sum, calls) => sum + calls, 0);
+    const nodesWithRecipients = new Set(recipients.map((client) => clients.indexOf(client) % NODES)).size;
+    return {
+      scenario: label,
+      recipients: recipients.length,
+      nodesWithRecipients,
+      subscribedNodeConnections: Number(numsub[1]),
+      messages: MESSAGES,
+      redisCommands: commands,
+      redisCommandsPerMessage: total / MESSAGES,
+      deliveries: recipients.reduce((sum, client) => sum + client.received, 0),
+      elapsedMs: Math.round(elapsedMs),
+    };
+  };
+
+  const inGroup = new Set(ids.slice(0, GROUP_SIZE));
+  const results = [
+    await measure('direct 1:1 (2 nodes)', direct.id, clients.filter((c) => c.userId === owner || c.userId === outsider)),
+    await measure(`group of ${GROUP_SIZE} (${NODES} nodes)`, group.id, clients.filter((c) => inGroup.has(c.userId))),
+  ];
+
+  const lines = [
+    '| scenario | recipients | nodes holding recipients | channel subscribers | Redis commands / message | commands (total) | deliveries | time |',
+    '|---|---|---|---|---|---|---|---|',
+    ...results.map(
+      (r) =>
+        `| ${r.scenario} | ${r.recipients} | ${r.nodesWithRecipients} | ${r.subscribedNodeConnections} | ${r.redisCommandsPerMessage.toFixed(2)} | ${Object.entries(r.redisCommands)
+          .map(([name, calls]) => `${name}=${calls}`)
+          .join(' ')} | ${r.deliveries} | ${r.elapsedMs} ms |`,
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const resultsDir = join(__dirname, '..', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  writeFileSync(join(resultsDir, `fanout-${stamp}.json`), `${JSON.stringify({ date: new Date().toISOString(), results }, null, 2)}\n`);
+  writeFileSync(join(resultsDir, 'fanout-latest.md'), `# Fan-out (${new Date().toISOString()})\n\n${lines.join('\n')}\n`);
+
+  for (const client of clients) client.socket.terminate();
+  for (const { gateway } of gateways) await gateway.close();
+  await app.close();
+  for (const client of connections) client.disconnect();
+  await db.close();
+  await sql`select 1`.execute(db.kysely).catch(() => undefined);
+  await admin.query(`DROP DATABASE ${databaseName} WITH (FORCE)`);
+  await admin.end();
+  await redisServer.stop();
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`);
+  process.exit(1);
+});
