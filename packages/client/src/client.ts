@@ -63,6 +63,11 @@ export interface ParleyClientOptions {
   gapGraceMs?: number;
   /** Client ping interval when the line is quiet; defaults to the server's `hello.heartbeatMs`. */
   heartbeatMs?: number;
+  /**
+   * `typing()` sends at most one frame per conversation in this window (default 3 s), so
+   * calling it on every keystroke stays far below the gateway's per-socket frame rate.
+   */
+  typingThrottleMs?: number;
 }
 
 /** Where a delivered copy came from. */
@@ -133,6 +138,8 @@ export class ParleyClient {
   private readonly connection: Connection;
   private readonly outbox: Outbox;
   private readonly gapGraceMs: number;
+  private readonly typingThrottleMs: number;
+  private readonly typingSentAt = new Map<string, number>();
   private firstOpen: { resolve: () => void; reject: (error: ParleyClientError) => void } | undefined;
 
   constructor(options: ParleyClientOptions) {
@@ -144,6 +151,7 @@ export class ParleyClient {
       throw new RangeError(`syncPageLimit must be an integer in 1..${Limits.syncMessagesMax}`);
     }
     this.gapGraceMs = options.gapGraceMs ?? 1000;
+    this.typingThrottleMs = options.typingThrottleMs ?? 3000;
     this.emitter = new TypedEmitter<ParleyClientEvents>((error, event) => {
       if (event === 'error') return;
       this.emitter.emit(
@@ -348,13 +356,25 @@ export class ParleyClient {
     return state;
   }
 
-  /** Tells the conversation I am typing (ephemeral; resolves false when it could not be sent). */
+  /**
+   * Tells the conversation I am typing. Ephemeral: call it as often as you like (it is
+   * throttled per conversation, see `typingThrottleMs`); resolves false when it could not
+   * be sent (no open socket, or the server refused).
+   */
   async typing(conversationId: string): Promise<boolean> {
     if (!this.connection.isOpen) return false;
+    const now = Date.now();
+    const last = this.typingSentAt.get(conversationId);
+    if (last !== undefined && now - last < this.typingThrottleMs) return true;
+    this.typingSentAt.set(conversationId, now);
+    if (this.typingSentAt.size > 1000) {
+      for (const [id, at] of this.typingSentAt) if (now - at >= this.typingThrottleMs) this.typingSentAt.delete(id);
+    }
     try {
       await this.connection.request({ type: 'typing', conversationId });
       return true;
     } catch {
+      this.typingSentAt.delete(conversationId);
       return false;
     }
   }

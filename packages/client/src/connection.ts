@@ -199,7 +199,8 @@ export class Connection {
   private async open(state: 'connecting' | 'reconnecting'): Promise<void> {
     this.epoch += 1;
     const epoch = this.epoch;
-    this.setState(state, { attempt: this.backoff.attempt });
+    // 'reconnecting' was already announced with its delay; the attempt itself is not news.
+    if (this.state !== state) this.setState(state, { attempt: this.backoff.attempt });
     let token: string;
     try {
       token = await this.options.tokens.getAccessToken();
@@ -338,9 +339,10 @@ export class Connection {
           closeCode: code,
           retry: 'never',
         });
+        this.needLogin(error, info);
         // The session is gone: forget its tokens too, so nothing keeps using them.
         if (codeName === 'SESSION_REVOKED') this.options.tokens.set(null);
-        return this.needLogin(error, info);
+        return;
       }
       case 'refresh-then-reconnect':
         return this.refreshThenReconnect(wasOpen, info);
@@ -377,10 +379,9 @@ export class Connection {
   private verifySession(): void {
     const verify = this.options.verifySession;
     if (!verify) return;
-    const epoch = this.epoch;
     verify().catch((caught: unknown) => {
       const error = toClientError(caught);
-      if (error.loginRequired && this.wanted && epoch <= this.epoch) this.needLogin(error);
+      if (error.loginRequired && this.wanted) this.needLogin(error);
     });
   }
 

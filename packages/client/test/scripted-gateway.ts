@@ -38,6 +38,10 @@ export class ScriptedGateway {
   intercept: Interceptor = () => false;
   /** Heartbeat the hello announces. */
   heartbeatMs = 25_000;
+  /** When set, upgrades are refused with this HTTP status (as the gateway does for a bad token). */
+  refuseUpgradesWith: number | undefined;
+  /** Upgrades refused so far. */
+  refused = 0;
   private waiters: Array<(socket: GatewaySocket) => void> = [];
 
   private constructor(
@@ -48,14 +52,22 @@ export class ScriptedGateway {
   }
 
   static async start(app: MessageApp): Promise<ScriptedGateway> {
+    const holder: { gateway?: ScriptedGateway } = {};
     const server = new WebSocketServer({
       host: '127.0.0.1',
       port: 0,
       path: '/ws',
       handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
+      verifyClient: (_info, done) => {
+        const status = holder.gateway?.refuseUpgradesWith;
+        if (status === undefined) return done(true);
+        holder.gateway!.refused += 1;
+        done(false, status);
+      },
     });
     await new Promise<void>((resolve) => server.once('listening', resolve));
-    return new ScriptedGateway(server, app);
+    holder.gateway = new ScriptedGateway(server, app);
+    return holder.gateway;
   }
 
   get url(): string {

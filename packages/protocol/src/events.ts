@@ -25,7 +25,11 @@ export const MembersAddedEvent = event('member.added', {
 });
 export const MemberRemovedEvent = event('member.removed', { conversationId: Id, userId: Id, byUserId: Id });
 export const MemberRoleChangedEvent = event('member.role_changed', { conversationId: Id, userId: Id, role: Role });
-export const MembershipAddedEvent = event('membership.added', { conversationId: Id });
+export const MembershipAddedEvent = event('membership.added', {
+  conversationId: Id,
+  /** For a direct conversation, the other member (gateways start relaying their presence). */
+  directPeerId: Type.Optional(Id),
+});
 export const MembershipRemovedEvent = event('membership.removed', { conversationId: Id });
 export const ContactChangedEvent = event('contact.changed', {
   userId: Id,
@@ -53,7 +57,11 @@ export const BusEvent = Type.Union([
 export type BusEvent = Static<typeof BusEvent>;
 export type BusEventType = BusEvent['type'];
 
-const busEventChecker = TypeCompiler.Compile(BusEvent);
+// Compiled on first use, not at import: compiling evaluates generated code, which a
+// page with a strict Content-Security-Policy forbids, and clients that import these
+// schemas for their types never need the checker.
+let compiledBusEvent: ReturnType<typeof TypeCompiler.Compile<typeof BusEvent>> | undefined;
+const busEventChecker = () => (compiledBusEvent ??= TypeCompiler.Compile(BusEvent));
 
 export function encodeBusEvent(event: BusEvent): string {
   return JSON.stringify(event);
@@ -67,5 +75,5 @@ export function decodeBusEvent(payload: string): BusEvent | null {
   } catch {
     return null;
   }
-  return busEventChecker.Check(value) ? value : null;
+  return busEventChecker().Check(value) ? value : null;
 }

@@ -112,7 +112,11 @@ export const CloseCodes = {
 } as const;
 export type CloseCodeName = keyof typeof CloseCodes;
 
-const clientFrameChecker = TypeCompiler.Compile(ClientFrame);
+// Compiled on first use, not at import: compiling evaluates generated code, which a
+// page with a strict Content-Security-Policy forbids, and clients that import these
+// schemas for their types never need the checker.
+let compiledClientFrame: ReturnType<typeof TypeCompiler.Compile<typeof ClientFrame>> | undefined;
+const clientFrameChecker = () => (compiledClientFrame ??= TypeCompiler.Compile(ClientFrame));
 
 export type ParsedClientFrame =
   | { ok: true; frame: ClientFrame }
@@ -137,8 +141,8 @@ export function parseClientFrame(text: string): ParsedClientFrame {
   if (typeof candidate.type !== 'string' || !KNOWN_TYPES.has(candidate.type)) {
     return { ok: false, code: 'UNKNOWN_TYPE', ...base, message: `Unknown frame type: ${String(candidate.type).slice(0, 40)}.` };
   }
-  if (!clientFrameChecker.Check(value)) {
-    const first = clientFrameChecker.Errors(value).First();
+  if (!clientFrameChecker().Check(value)) {
+    const first = clientFrameChecker().Errors(value).First();
     const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid frame';
     return { ok: false, code: 'VALIDATION_FAILED', ...base, message: `Invalid ${candidate.type} frame (${where}).` };
   }

@@ -90,7 +90,10 @@ export class EventRouter {
   private applyMembershipChange(event: BusEvent, targets: Set<ClientConnection>): void {
     switch (event.type) {
       case 'membership.added':
-        for (const connection of targets) void this.listen(Channels.conversation(event.conversationId), connection);
+        for (const connection of targets) {
+          void this.listen(Channels.conversation(event.conversationId), connection);
+          if (event.directPeerId) void this.listen(Channels.presence(event.directPeerId), connection);
+        }
         return;
       case 'membership.removed':
         for (const connection of targets) void this.unlisten(Channels.conversation(event.conversationId), connection);

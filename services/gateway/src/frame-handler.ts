@@ -44,12 +44,14 @@ export class FrameHandler {
   }
 
   async handle(connection: ClientConnection, data: Buffer, isBinary: boolean): Promise<void> {
-    if (!(await this.withinRate(connection))) return;
     if (isBinary) {
       this.deps.metrics.framesIn.inc({ type: 'invalid' });
+      if (!(await this.withinRate(connection, undefined))) return;
       return this.fail(connection, undefined, 'VALIDATION_FAILED', 'Frames are JSON text, not binary.');
     }
     const parsed = parseClientFrame(data.toString('utf8'));
+    // Every request gets its one reply, a refusal included; a sustained flood is closed.
+    if (!(await this.withinRate(connection, parsed.ok ? parsed.frame.id : parsed.id))) return;
     if (!parsed.ok) {
       this.deps.metrics.framesIn.inc({ type: 'invalid' });
       return this.fail(connection, parsed.id, parsed.code, parsed.message);
@@ -151,15 +153,19 @@ export class FrameHandler {
     }
   }
 
-  private async withinRate(connection: ClientConnection): Promise<boolean> {
+  /**
+   * Applies the per-socket frame rate. A refused request is answered RATE_LIMITED (so
+   * the client can retry it); more refusals than one second's allowance within five
+   * seconds is a flood, and the socket is closed, which bounds the replies it can draw.
+   */
+  private async withinRate(connection: ClientConnection, requestId: string | undefined): Promise<boolean> {
     try {
       await this.limiter.consume(connection.id);
       return true;
     } catch {
       try {
-        const { consumedPoints } = await this.violations.consume(connection.id);
-        // Tell the client once per burst, not once per dropped frame (that would amplify a flood).
-        if (consumedPoints === 1) this.fail(connection, undefined, 'RATE_LIMITED');
+        await this.violations.consume(connection.id);
+        this.fail(connection, requestId, 'RATE_LIMITED');
       } catch {
         connection.close('RATE_LIMITED');
       }

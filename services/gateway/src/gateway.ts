@@ -251,12 +251,12 @@ export class Gateway {
     }
   }
 
-  /** A peer that did not answer the previous ping is gone: cut it (its TCP may never say so). */
+  /** A peer that did not answer the previous ping is gone: close it (its TCP may never say so). */
   private checkHeartbeats(): void {
     for (const connection of this.connections) {
       if (!connection.alive) {
-        this.metrics.closes.inc({ code: 'heartbeat' });
-        connection.socket.terminate();
+        // A live but silent peer still reads the close frame; a dead one is cut after the grace.
+        connection.close('HEARTBEAT_TIMEOUT');
         continue;
       }
       connection.alive = false;

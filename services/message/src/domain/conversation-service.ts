@@ -68,7 +68,18 @@ export class ConversationService {
       );
       return { id: newId, created: true };
     });
-    if (created) this.announceJoined(id, [userId, peerId]);
+    if (created) {
+      // Each side learns who its peer is, so its gateway can relay the peer's presence.
+      for (const [member, peer] of [
+        [userId, peerId],
+        [peerId, userId],
+      ] as const) {
+        this.publisher.publish(
+          { v: 1, type: 'membership.added', conversationId: id, directPeerId: peer },
+          { userIds: [member] },
+        );
+      }
+    }
     return { conversation: await this.get(userId, id), created };
   }
 
