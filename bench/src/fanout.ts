@@ -67,6 +67,7 @@ async function main(): Promise<void> {
       accessTokenTtlSeconds: 3600,
       refreshTokenTtlSeconds: 3600,
       loginRateLimit: { max: 100000, windowSeconds: 60 },
+      loginRateLimitPerIp: { max: 100000, windowSeconds: 60 },
       registerRateLimit: { max: 100000, windowSeconds: 60 },
       trustProxy: false,
       corsOrigins: [],

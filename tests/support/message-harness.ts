@@ -40,6 +40,7 @@ export async function startMessageHarness(overrides: Partial<AppConfig> = {}): P
     accessTokenTtlSeconds: 900,
     refreshTokenTtlSeconds: 3600,
     loginRateLimit: { max: 1000, windowSeconds: 60 },
+    loginRateLimitPerIp: { max: 100000, windowSeconds: 60 },
     registerRateLimit: { max: 100000, windowSeconds: 60 },
     trustProxy: false,
     corsOrigins: [],

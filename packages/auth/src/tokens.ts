@@ -76,10 +76,29 @@ export class AccessTokenVerifier {
     } catch (error) {
       if (error instanceof ParleyError) throw error;
       if (error instanceof joseErrors.JWTExpired) throw new ParleyError('TOKEN_EXPIRED');
-      if (error instanceof joseErrors.JWKSTimeout) throw new ParleyError('UNAVAILABLE', 'The signing keys could not be fetched.');
-      throw new ParleyError('UNAUTHENTICATED', 'The access token is invalid.');
+      if (isTokenFault(error)) throw new ParleyError('UNAUTHENTICATED', 'The access token is invalid.');
+      // Anything else is ours (the key set could not be fetched): not the client's fault.
+      throw new ParleyError('UNAVAILABLE', 'The signing keys could not be fetched.');
     }
   }
+}
+
+/** Errors that say the token itself is bad (as opposed to the key set being unreachable). */
+function isTokenFault(error: unknown): boolean {
+  return (
+    error instanceof joseErrors.JWSInvalid ||
+    error instanceof joseErrors.JWSSignatureVerificationFailed ||
+    error instanceof joseErrors.JWTInvalid ||
+    error instanceof joseErrors.JWTClaimValidationFailed ||
+    error instanceof joseErrors.JWKSNoMatchingKey ||
+    error instanceof joseErrors.JWKSMultipleMatchingKeys ||
+    error instanceof joseErrors.JOSEAlgNotAllowed ||
+    error instanceof joseErrors.JOSENotSupported ||
+    error instanceof joseErrors.JWKInvalid ||
+    error instanceof joseErrors.JWEInvalid ||
+    // Malformed input can also surface as a plain TypeError (e.g. bad base64url).
+    error instanceof TypeError
+  );
 }
 
 /** A refresh token is 256 random bits; only its SHA-256 is stored. */

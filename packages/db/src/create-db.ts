@@ -18,6 +18,12 @@ export interface DbOptions {
   maxConnections?: number;
   /** Server-side cap on any one statement, so a stuck query cannot pin a connection forever. */
   statementTimeoutMs?: number;
+  /**
+   * Longest wait for a row lock. A hot conversation serializes its writers on one row;
+   * past this they fail fast (SQLSTATE 55P03, answered 503 "retry") instead of holding
+   * pooled connections that every other conversation needs.
+   */
+  lockTimeoutMs?: number;
   applicationName?: string;
 }
 
@@ -32,6 +38,7 @@ export function createDb(options: DbOptions): Db {
     connectionString: options.connectionString,
     max: options.maxConnections ?? 20,
     statement_timeout: options.statementTimeoutMs ?? 15000,
+    lock_timeout: options.lockTimeoutMs ?? 3000,
     application_name: options.applicationName ?? 'parley',
     connectionTimeoutMillis: 5000,
   });

@@ -5,8 +5,9 @@ export interface MigrationOutcome {
 }
 
 /**
- * Applies every pending migration, in name order, each in its own transaction. Running
- * it again is a no-op; Kysely's lock table keeps two concurrent runs from racing.
+ * Applies every pending migration, in name order, in one transaction (Kysely's default
+ * on PostgreSQL): all of them or none. Running it again is a no-op; Kysely's lock table
+ * keeps two concurrent runs from racing.
  * Throws with the failing migration's name when one fails.
  */
 export async function migrateToLatest(

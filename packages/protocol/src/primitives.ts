@@ -4,10 +4,10 @@ import { Limits } from './limits';
 /**
  * Text that PostgreSQL can store and give back byte for byte: any Unicode except NUL
  * (which `text` rejects) and unpaired surrogates (which UTF-8 cannot encode, so they
- * would come back as U+FFFD). Patterns are compiled with the `u` flag, so `.` and the
- * class below see whole code points and a valid surrogate pair passes.
+ * would come back as U+FFFD). Written to mean the same with or without the regex `u`
+ * flag (Ajv sets it, TypeBox does not): a surrogate is allowed only as a valid pair.
  */
-export const SAFE_TEXT_PATTERN = '^[^\\u0000\\uD800-\\uDFFF]*$';
+export const SAFE_TEXT_PATTERN = '^(?:[^\\u0000\\uD800-\\uDFFF]|[\\uD800-\\uDBFF][\\uDC00-\\uDFFF])*$';
 
 export const SafeText = (options: { minLength?: number; maxLength: number; description?: string }) =>
   Type.String({ ...options, pattern: SAFE_TEXT_PATTERN });

@@ -115,14 +115,25 @@ export type CloseCodeName = keyof typeof CloseCodes;
 // Compiled on first use, not at import: compiling evaluates generated code, which a
 // page with a strict Content-Security-Policy forbids, and clients that import these
 // schemas for their types never need the checker.
-let compiledClientFrame: ReturnType<typeof TypeCompiler.Compile<typeof ClientFrame>> | undefined;
-const clientFrameChecker = () => (compiledClientFrame ??= TypeCompiler.Compile(ClientFrame));
+// One checker per frame type, so an error names the field that is wrong rather than
+// "expected union value".
+const FRAME_SCHEMAS = { send: SendFrame, read: ReadFrame, typing: TypingFrame, ping: PingFrame, auth: AuthFrame };
+type FrameChecker = { Check(value: unknown): boolean; Errors(value: unknown): { First(): { path: string; message: string } | undefined } };
+let compiledCheckers: Record<ClientFrameType, FrameChecker> | undefined;
+const clientFrameCheckers = (): Record<ClientFrameType, FrameChecker> =>
+  (compiledCheckers ??= {
+    send: TypeCompiler.Compile(SendFrame),
+    read: TypeCompiler.Compile(ReadFrame),
+    typing: TypeCompiler.Compile(TypingFrame),
+    ping: TypeCompiler.Compile(PingFrame),
+    auth: TypeCompiler.Compile(AuthFrame),
+  });
 
 export type ParsedClientFrame =
   | { ok: true; frame: ClientFrame }
   | { ok: false; code: 'MALFORMED_JSON' | 'UNKNOWN_TYPE' | 'VALIDATION_FAILED'; id?: string; message: string };
 
-const KNOWN_TYPES = new Set(['send', 'read', 'typing', 'ping', 'auth']);
+const KNOWN_TYPES = new Set(Object.keys(FRAME_SCHEMAS));
 
 /** Parses and validates one client frame, saying precisely what is wrong with a bad one. */
 export function parseClientFrame(text: string): ParsedClientFrame {
@@ -139,12 +150,15 @@ export function parseClientFrame(text: string): ParsedClientFrame {
   const id = typeof candidate.id === 'string' && candidate.id.length <= 64 ? candidate.id : undefined;
   const base = id === undefined ? {} : { id };
   if (typeof candidate.type !== 'string' || !KNOWN_TYPES.has(candidate.type)) {
-    return { ok: false, code: 'UNKNOWN_TYPE', ...base, message: `Unknown frame type: ${String(candidate.type).slice(0, 40)}.` };
+    // Never String() an attacker's value: an object with a bogus toString would throw.
+    const shown = typeof candidate.type === 'string' ? candidate.type.slice(0, 40) : typeof candidate.type;
+    return { ok: false, code: 'UNKNOWN_TYPE', ...base, message: `Unknown frame type: ${shown}.` };
   }
-  if (!clientFrameChecker().Check(value)) {
-    const first = clientFrameChecker().Errors(value).First();
+  const checker = clientFrameCheckers()[candidate.type as ClientFrameType];
+  if (!checker.Check(value)) {
+    const first = checker.Errors(value).First();
     const where = first ? `${first.path || '/'}: ${first.message}` : 'invalid frame';
     return { ok: false, code: 'VALIDATION_FAILED', ...base, message: `Invalid ${candidate.type} frame (${where}).` };
   }
-  return { ok: true, frame: value };
+  return { ok: true, frame: value as ClientFrame };
 }

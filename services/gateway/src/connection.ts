@@ -29,6 +29,8 @@ export class ClientConnection {
   alive = true;
   /** Requests sent to the message service and not answered yet. */
   inFlight = 0;
+  /** When this socket last had a typing indicator relayed, per conversation. */
+  readonly lastTyping = new Map<string, number>();
   private expiryTimer: NodeJS.Timeout | undefined;
   private closing = false;
 

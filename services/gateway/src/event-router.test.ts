@@ -94,6 +94,14 @@ describe('toFrame', () => {
     }
   });
 
+  test('a new direct conversation is a plain joined frame (the peer id only steers the gateway)', () => {
+    expect(toFrame({ v: 1, type: 'membership.added', conversationId, directPeerId: otherId })).toEqual({
+      type: 'membership',
+      change: 'joined',
+      conversationId,
+    });
+  });
+
   test('a contact that became accepted keeps its state', () => {
     expect(toFrame({ v: 1, type: 'contact.changed', userId, state: 'accepted' })).toEqual({
       type: 'contact',

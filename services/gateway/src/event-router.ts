@@ -12,6 +12,8 @@ import type { GatewayMetrics } from './metrics';
  */
 export class EventRouter {
   private readonly listeners = new Map<string, Set<ClientConnection>>();
+  /** Subscriptions sent to Redis and not yet confirmed; later listeners wait for them too. */
+  private readonly pending = new Map<string, Promise<void>>();
   private readonly handler = (payload: string, channel: string) => this.onBusEvent(payload, channel);
 
   constructor(
@@ -22,12 +24,18 @@ export class EventRouter {
 
   /** Starts listening for everything this connection's user should hear. */
   async attach(connection: ClientConnection, routing: RoutingInfo): Promise<void> {
-    const channels = [
-      Channels.user(connection.userId),
-      ...routing.conversationIds.map((id) => Channels.conversation(id)),
-      ...routing.directPeerIds.map((id) => Channels.presence(id)),
-    ];
-    await Promise.all(channels.map((channel) => this.listen(channel, connection)));
+    await Promise.all(channelsFor(connection.userId, routing).map((channel) => this.listen(channel, connection)));
+  }
+
+  /** Brings a connection's channels in line with fresh routing (after events may have been lost). */
+  async reconcile(connection: ClientConnection, routing: RoutingInfo): Promise<void> {
+    const wanted = new Set(channelsFor(connection.userId, routing));
+    const stale = [...connection.channels].filter((channel) => !wanted.has(channel));
+    const missing = [...wanted].filter((channel) => !connection.channels.has(channel));
+    await Promise.all([
+      ...stale.map((channel) => this.unlisten(channel, connection)),
+      ...missing.map((channel) => this.listen(channel, connection)),
+    ]);
   }
 
   async detach(connection: ClientConnection): Promise<void> {
@@ -49,10 +57,23 @@ export class EventRouter {
     const existing = this.listeners.get(channel);
     if (existing) {
       existing.add(connection);
+      await this.pending.get(channel);
       return;
     }
     this.listeners.set(channel, new Set([connection]));
-    await this.bus.subscribe(channel, this.handler);
+    const subscribing = this.bus.subscribe(channel, this.handler);
+    this.pending.set(channel, subscribing);
+    try {
+      await subscribing;
+    } catch (error) {
+      // Leave nothing behind that looks subscribed: the next listener tries again.
+      for (const listener of this.listeners.get(channel) ?? []) listener.channels.delete(channel);
+      this.listeners.delete(channel);
+      await this.bus.unsubscribe(channel, this.handler).catch(() => undefined);
+      throw error;
+    } finally {
+      if (this.pending.get(channel) === subscribing) this.pending.delete(channel);
+    }
   }
 
   private async unlisten(channel: string, connection: ClientConnection): Promise<void> {
@@ -74,29 +95,48 @@ export class EventRouter {
     }
     const targets = this.listeners.get(channel);
     if (!targets || targets.size === 0) return;
-    this.applyMembershipChange(event, targets);
     const frame = toFrame(event);
-    if (!frame) return;
-    const encoded = encodeFrame(frame); // once, for every local recipient
-    for (const connection of targets) {
-      // Typing goes to the others, not back to the typist's own sockets.
-      if (event.type === 'typing' && connection.userId === event.userId) continue;
-      if (connection.send(encoded)) this.metrics.deliveries.inc();
-      else this.metrics.drops.inc({ reason: 'socket_closed' });
+    if (frame) {
+      const encoded = encodeFrame(frame); // once, for every local recipient
+      for (const connection of targets) {
+        // Typing goes to the others, not back to the typist's own sockets.
+        if (event.type === 'typing' && connection.userId === event.userId) continue;
+        if (connection.send(encoded)) this.metrics.deliveries.inc();
+        else this.metrics.drops.inc({ reason: 'socket_closed' });
+      }
     }
+    // After delivery, so a removed member still hears that they were removed.
+    this.applyMembershipChange(event, targets);
   }
 
   /** Events that change what a socket listens to, or end it. */
   private applyMembershipChange(event: BusEvent, targets: Set<ClientConnection>): void {
+    const change = (connection: ClientConnection, work: Promise<void>) => {
+      work.catch((error: unknown) => {
+        this.logger.warn({ err: error, userId: connection.userId }, 'subscription change failed; closing the socket');
+        connection.close('INTERNAL_ERROR'); // its client reconnects and gets fresh routing
+      });
+    };
     switch (event.type) {
       case 'membership.added':
         for (const connection of targets) {
-          void this.listen(Channels.conversation(event.conversationId), connection);
-          if (event.directPeerId) void this.listen(Channels.presence(event.directPeerId), connection);
+          change(connection, this.listen(Channels.conversation(event.conversationId), connection));
+          if (event.directPeerId) change(connection, this.listen(Channels.presence(event.directPeerId), connection));
         }
         return;
       case 'membership.removed':
-        for (const connection of targets) void this.unlisten(Channels.conversation(event.conversationId), connection);
+        for (const connection of targets) {
+          change(connection, this.unlisten(Channels.conversation(event.conversationId), connection));
+        }
+        return;
+      case 'member.removed':
+        // Also heard on the conversation channel itself: the removed user's sockets stop
+        // listening even if the doorbell on their user channel is lost.
+        for (const connection of [...targets]) {
+          if (connection.userId === event.userId) {
+            change(connection, this.unlisten(Channels.conversation(event.conversationId), connection));
+          }
+        }
         return;
       case 'session.revoked':
         for (const connection of targets) {
@@ -107,6 +147,14 @@ export class EventRouter {
         return;
     }
   }
+}
+
+function channelsFor(userId: string, routing: RoutingInfo): string[] {
+  return [
+    Channels.user(userId),
+    ...routing.conversationIds.map((id) => Channels.conversation(id)),
+    ...routing.directPeerIds.map((id) => Channels.presence(id)),
+  ];
 }
 
 /** The client frame for a bus event; null for events clients do not see as such. */

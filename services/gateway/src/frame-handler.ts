@@ -19,6 +19,8 @@ import type { GatewayMetrics } from './metrics';
 
 /** Requests one socket may have waiting on the message service at once. */
 const MAX_IN_FLIGHT = 32;
+/** Typing indicators relayed per socket and conversation, at most one per this interval. */
+export const TYPING_INTERVAL_MS = 2000;
 
 export interface FrameHandlerDeps {
   messageService: MessageServiceClient;
@@ -101,9 +103,19 @@ export class FrameHandler {
     }
   }
 
-  /** Typing is ephemeral: checked against what this node knows of membership, published, never stored. */
+  /**
+   * Typing is ephemeral: checked against what this node knows of membership, published,
+   * never stored. At most one per socket and conversation every TYPING_INTERVAL_MS is
+   * relayed (a typing frame to a large group fans out to every member).
+   */
   private async typing(connection: ClientConnection, id: string, conversationId: string): Promise<void> {
     if (!this.deps.router.isMember(connection, conversationId)) return this.fail(connection, id, 'NOT_A_MEMBER');
+    const now = Date.now();
+    if (now - (connection.lastTyping.get(conversationId) ?? 0) < TYPING_INTERVAL_MS) {
+      connection.sendFrame({ type: 'ack', id });
+      return;
+    }
+    connection.lastTyping.set(conversationId, now);
     const payload = encodeBusEvent({ v: 1, type: 'typing', conversationId, userId: connection.userId });
     try {
       await this.deps.metrics.timeRedis('publish', () =>
@@ -125,6 +137,13 @@ export class FrameHandler {
     }
     if (claims.userId !== connection.userId || claims.sessionId !== connection.sessionId) {
       return this.fail(connection, id, 'UNAUTHENTICATED', 'The token belongs to another user or session.');
+    }
+    // The signature says nothing of revocation: the message service confirms the session.
+    const routing = await this.deps.messageService.routing(token);
+    if (!routing.ok) {
+      connection.sendFrame({ type: 'error', id, code: routing.code, message: routing.message, retryable: routing.retryable });
+      if (routing.code === 'SESSION_REVOKED') connection.close('SESSION_REVOKED');
+      return;
     }
     connection.refreshToken(token, claims.expiresAt);
     connection.sendFrame({ type: 'ack', id, tokenExpiresAt: claims.expiresAt });

@@ -39,6 +39,16 @@ export interface GatewayDeps {
   readinessChecks?: Record<string, () => Promise<unknown>>;
 }
 
+const READINESS_TIMEOUT_MS = 2000;
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 /**
  * A gateway node: raw WebSockets on node:http. It authenticates upgrades, holds the
  * sockets, forwards requests to the message service and delivers bus events.
@@ -55,6 +65,8 @@ export class Gateway {
   private readonly socketsPerUser = new Map<string, number>();
   private heartbeat: NodeJS.Timeout | undefined;
   private emptyWaiters: Array<() => void> = [];
+  /** Close clean-ups (unsubscribe, presence) still running; shutdown waits for them. */
+  private readonly cleanups = new Set<Promise<unknown>>();
   private draining = false;
 
   constructor(private readonly deps: GatewayDeps) {
@@ -85,7 +97,7 @@ export class Gateway {
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
       void this.onUpgrade(request, socket, head);
     });
-    deps.bus.onResubscribed(() => this.broadcastResync('bus reconnected; events may have been missed'));
+    deps.bus.onResubscribed(() => void this.recoverFromBusOutage());
   }
 
   get connectionCount(): number {
@@ -128,6 +140,7 @@ export class Gateway {
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     for (const connection of this.connections) connection.socket.terminate();
+    await this.waitUntilEmpty(5000); // lets the close clean-ups mark users offline
     await this.deps.presence.stop();
     this.wss.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -135,7 +148,7 @@ export class Gateway {
 
   /** Resolves when the last socket has closed, or after `timeoutMs` at the latest. */
   private async waitUntilEmpty(timeoutMs: number): Promise<void> {
-    if (this.connections.size === 0) return;
+    if (this.connections.size === 0 && this.cleanups.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       new Promise<void>((resolve) => this.emptyWaiters.push(resolve)),
@@ -161,6 +174,11 @@ export class Gateway {
     });
     if (!decision.ok) return this.refuse(socket, decision.status, decision.code, decision.message);
     if (socket.destroyed) return;
+    // Checked again: a drain may have started, or the node filled up, while we waited.
+    if (this.draining) return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is draining; connect again.');
+    if (this.connections.size >= this.deps.options.maxConnections) {
+      return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is full; connect again.');
+    }
     this.wss.handleUpgrade(request, socket, head, (ws) => {
       void this.onConnection(ws, decision.claims, decision.token, decision.routing);
     });
@@ -198,20 +216,28 @@ export class Gateway {
     ws.on('pong', () => {
       connection.alive = true;
     });
-    ws.on('message', (data: Buffer, isBinary: boolean) => void this.frames.handle(connection, data, isBinary));
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      this.frames.handle(connection, data, isBinary).catch((error: unknown) => {
+        // A bug in frame handling must cost this socket, never the node.
+        logger.error({ err: error, userId: connection.userId }, 'frame handling failed');
+        connection.close('INTERNAL_ERROR');
+      });
+    });
     ws.on('error', (error) => logger.debug({ err: error, userId: connection.userId }, 'socket error'));
     ws.on('close', () => void this.onClose(connection));
 
+    // Counted before any await, so a close that races the set-up undoes exactly this.
+    const sockets = (this.socketsPerUser.get(connection.userId) ?? 0) + 1;
+    this.socketsPerUser.set(connection.userId, sockets);
     try {
       await this.router.attach(connection, routing);
-      const first = (this.socketsPerUser.get(connection.userId) ?? 0) === 0;
-      this.socketsPerUser.set(connection.userId, (this.socketsPerUser.get(connection.userId) ?? 0) + 1);
-      if (first) await this.deps.presence.userConnected(connection.userId);
     } catch (error) {
-      logger.warn({ err: error }, 'could not set up a connection; closing it');
+      logger.warn({ err: error }, 'could not subscribe for a connection; closing it');
       connection.close('INTERNAL_ERROR');
       return;
     }
+    if (!this.connections.has(connection)) return; // closed while subscribing
+    if (sockets === 1) await this.presenceChange(connection.userId, true);
     connection.sendFrame({
       type: 'hello',
       userId: connection.userId,
@@ -237,17 +263,28 @@ export class Gateway {
     connection.dispose();
     this.metrics.connections.set(this.connections.size);
     this.frames.forget(connection);
-    if (this.connections.size === 0) for (const resolve of this.emptyWaiters.splice(0)) resolve();
+    const left = (this.socketsPerUser.get(connection.userId) ?? 1) - 1;
+    if (left > 0) this.socketsPerUser.set(connection.userId, left);
+    else this.socketsPerUser.delete(connection.userId);
+    const cleanup = Promise.allSettled([
+      this.router.detach(connection).catch((error: unknown) => this.deps.logger.warn({ err: error }, 'unsubscribe failed')),
+      left > 0 ? Promise.resolve() : this.presenceChange(connection.userId, false),
+    ]);
+    this.cleanups.add(cleanup);
+    await cleanup;
+    this.cleanups.delete(cleanup);
+    if (this.connections.size === 0 && this.cleanups.size === 0) {
+      for (const resolve of this.emptyWaiters.splice(0)) resolve();
+    }
+  }
+
+  /** Presence is best effort: a Redis hiccup must not cost the user their socket. */
+  private async presenceChange(userId: string, online: boolean): Promise<void> {
     try {
-      await this.router.detach(connection);
-      const left = (this.socketsPerUser.get(connection.userId) ?? 1) - 1;
-      if (left > 0) this.socketsPerUser.set(connection.userId, left);
-      else {
-        this.socketsPerUser.delete(connection.userId);
-        await this.deps.presence.userDisconnected(connection.userId);
-      }
+      if (online) await this.deps.presence.userConnected(userId);
+      else await this.deps.presence.userDisconnected(userId);
     } catch (error) {
-      this.deps.logger.warn({ err: error }, 'cleanup after close failed');
+      this.deps.logger.warn({ err: error, userId, online }, 'presence update failed');
     }
   }
 
@@ -264,11 +301,34 @@ export class Gateway {
     }
   }
 
-  private broadcastResync(reason: string): void {
+  /**
+   * The bus was cut off: any event may have been lost, membership and revocation
+   * doorbells included. Each socket's subscriptions are rebuilt from the message
+   * service (which also re-checks its session), then the client is told to resync.
+   */
+  private async recoverFromBusOutage(): Promise<void> {
     this.metrics.busResyncs.inc();
-    this.deps.logger.warn({ sockets: this.connections.size }, 'bus resubscribed; telling every socket to resync');
-    const frame = encodeFrame({ type: 'resync', reason });
-    for (const connection of this.connections) connection.send(frame);
+    this.deps.logger.warn({ sockets: this.connections.size }, 'bus resubscribed; refreshing routing and resyncing every socket');
+    const frame = encodeFrame({ type: 'resync', reason: 'bus reconnected; events may have been missed' });
+    await Promise.all(
+      [...this.connections].map(async (connection) => {
+        await this.refreshRouting(connection);
+        connection.send(frame);
+      }),
+    );
+  }
+
+  /** Re-reads what a socket should hear; a session the service refuses ends the socket. */
+  async refreshRouting(connection: ClientConnection): Promise<void> {
+    const routing = await this.messageService.routing(connection.token);
+    if (routing.ok) {
+      await this.router.reconcile(connection, routing.body).catch((error: unknown) => {
+        this.deps.logger.warn({ err: error }, 'could not resubscribe a socket; closing it');
+        connection.close('INTERNAL_ERROR');
+      });
+    } else if (routing.status === 401) {
+      connection.close(routing.code === 'SESSION_REVOKED' ? 'SESSION_REVOKED' : 'AUTH_INVALID');
+    }
   }
 
   private async onHttpRequest(request: IncomingMessage, response: ServerResponse): Promise<void> {
@@ -280,7 +340,7 @@ export class Gateway {
     if (path === '/readyz') {
       const checks: Record<string, string> = {};
       for (const [name, check] of Object.entries(this.deps.readinessChecks ?? {})) {
-        checks[name] = await check().then(
+        checks[name] = await withTimeout(check(), READINESS_TIMEOUT_MS).then(
           () => 'ok',
           (error: unknown) => String((error as Error)?.message ?? error),
         );

@@ -56,13 +56,15 @@ export class RedisPresence implements Presence {
     this.localUsers.add(userId);
     const now = Date.now();
     const online = await this.metrics.timeRedis('presence_connect', async () => {
+      await this.redis.sadd(this.nodeUsersKey(this.options.nodeId), userId);
+      // Claim and count atomically (one key, so one slot on a cluster): two nodes
+      // claiming at once cannot both count 2 and both stay silent.
       const results = await this.redis
-        .pipeline()
+        .multi()
         .zadd(this.userKey(userId), now + this.options.ttlMs, this.options.nodeId)
-        .sadd(this.nodeUsersKey(this.options.nodeId), userId)
         .zcount(this.userKey(userId), now, '+inf')
         .exec();
-      return Number(results?.[2]?.[1] ?? 0);
+      return Number(results?.[1]?.[1] ?? 0);
     });
     // This node's claim is the only live one: the user just came online.
     if (online === 1) await this.announce(userId, true);
@@ -71,13 +73,13 @@ export class RedisPresence implements Presence {
   async userDisconnected(userId: string): Promise<void> {
     this.localUsers.delete(userId);
     const online = await this.metrics.timeRedis('presence_disconnect', async () => {
+      await this.redis.srem(this.nodeUsersKey(this.options.nodeId), userId);
       const results = await this.redis
-        .pipeline()
+        .multi()
         .zrem(this.userKey(userId), this.options.nodeId)
-        .srem(this.nodeUsersKey(this.options.nodeId), userId)
         .zcount(this.userKey(userId), Date.now(), '+inf')
         .exec();
-      return Number(results?.[2]?.[1] ?? 0);
+      return Number(results?.[1]?.[1] ?? 0);
     });
     if (online === 0) await this.announce(userId, false);
   }
@@ -127,13 +129,14 @@ export class RedisPresence implements Presence {
       const users = await this.redis.smembers(this.nodeUsersKey(nodeId));
       for (const userId of users) {
         const results = await this.redis
-          .pipeline()
+          .multi()
           .zrem(this.userKey(userId), nodeId)
           .zcount(this.userKey(userId), Date.now(), '+inf')
           .exec();
         if (Number(results?.[1]?.[1] ?? 0) === 0) await this.announce(userId, false);
       }
-      await this.redis.pipeline().del(this.nodeUsersKey(nodeId)).zrem(this.key('nodes'), nodeId).exec();
+      await this.redis.del(this.nodeUsersKey(nodeId));
+      await this.redis.zrem(this.key('nodes'), nodeId);
       this.logger.info({ deadNode: nodeId, users: users.length }, 'swept the users of a dead node');
     }
   }

@@ -9,6 +9,18 @@ import { Gateway } from './gateway';
 import { GatewayMetrics } from './metrics';
 import { RedisPresence } from './presence';
 
+/** A URL without its credentials, fit for a log line. */
+function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.username = '';
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return '<unparseable url>';
+  }
+}
+
 async function main(): Promise<void> {
   const config = loadGatewayConfig(process.env);
   const logger = pino({ level: config.logLevel, base: { service: 'gateway', nodeId: config.nodeId } });
@@ -32,7 +44,7 @@ async function main(): Promise<void> {
     [redis, subscriber].map(
       (client) =>
         new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error(`Redis not ready after 15 s at ${config.redisUrl}`)), 15_000);
+          const timer = setTimeout(() => reject(new Error(`Redis not ready after 15 s at ${redactUrl(config.redisUrl)}`)), 15_000);
           client.once('ready', () => {
             clearTimeout(timer);
             resolve();

@@ -448,17 +448,32 @@ describe('bad input', () => {
     expect(await history(abuser, conversationId)).toEqual([]);
   });
 
-  test('a flood of 500 pings at 20 frames/s: one RATE_LIMITED error, then close 4008', async () => {
+  test('a flood of 500 pings at 20 frames/s: refused frames get RATE_LIMITED with their id, then close 4008', async () => {
     const client = await h.connect(strict, abuser);
+    const rate = strict.options.rateLimitFramesPerSecond;
     for (let n = 0; n < 500; n++) client.send({ type: 'ping', id: `f-${n}` });
     const error = await client.next('error', (frame) => frame.code === 'RATE_LIMITED');
-    expect(error).toEqual({ type: 'error', code: 'RATE_LIMITED', message: expect.any(String), retryable: true });
+    expect(error).toEqual({
+      type: 'error',
+      id: expect.stringMatching(/^f-\d+$/),
+      code: 'RATE_LIMITED',
+      message: expect.any(String),
+      retryable: true,
+    });
     expect((await client.closedWithin()).code).toBe(4008);
-    expect(client.frames('error', (frame) => frame.code === 'RATE_LIMITED')).toHaveLength(1);
-    const pongs = client.frames('pong').length;
-    expect(pongs).toBeGreaterThan(0);
-    expect(pongs).toBeLessThanOrEqual(strict.options.rateLimitFramesPerSecond);
     expect(await strict.metricValue('parley_gateway_closes_total', { code: '4008' })).toBe(1);
+
+    // The allowance was served, each refusal answered once, and the flood drew a bounded reply.
+    const idNumber = (id: string | undefined) => Number(id?.slice(2));
+    const pongs = client.frames('pong').map((frame) => idNumber(frame.id));
+    const refused = client.frames('error', (frame) => frame.code === 'RATE_LIMITED').map((frame) => idNumber(frame.id));
+    expect(pongs.length).toBeGreaterThan(0);
+    expect(pongs.length).toBeLessThanOrEqual(rate);
+    expect(refused.length).toBeGreaterThan(0);
+    expect(refused.length).toBeLessThanOrEqual(rate);
+    expect(pongs).toEqual(range(0, pongs.length - 1));
+    expect(refused).toEqual(range(pongs.length, pongs.length + refused.length - 1));
+    expect(client.frames('error', (frame) => frame.code !== 'RATE_LIMITED')).toEqual([]);
   });
 });
 
@@ -561,23 +576,41 @@ describe('token expiry', () => {
 });
 
 describe('heartbeat', () => {
-  test('a peer that stops answering pings is cut; one that answers stays', async () => {
-    const beating = await h.startNode({ heartbeatIntervalMs: 200 });
+  let beating: GatewayNode;
+  beforeAll(async () => {
+    beating = await h.startNode({ heartbeatIntervalMs: 200 });
+  });
+
+  test('a peer that stops answering pings is closed with 4010; one that answers stays', async () => {
     const [deadUser, liveUser] = await users(2);
-    const dead = await h.connect(beating, deadUser!, { autoPong: false, label: 'dead' });
+    const silent = await h.connect(beating, deadUser!, { autoPong: false, label: 'silent' });
     const live = await h.connect(beating, liveUser!, { label: 'live' });
 
-    const closed = await dead.closedWithin(3000);
-    expect(closed.code).toBe(1006); // terminated: no close handshake with a peer that does not answer
-    expect(dead.pings).toBeGreaterThanOrEqual(1);
+    const closed = await silent.closedWithin(3000);
+    expect(closed.code).toBe(4010);
+    expect(silent.pings).toBeGreaterThanOrEqual(1);
     await beating.waitForConnectionCount(1);
-    expect(await beating.metricValue('parley_gateway_closes_total', { code: 'heartbeat' })).toBe(1);
+    expect(await beating.metricValue('parley_gateway_closes_total', { code: '4010' })).toBe(1);
 
     // Several more rounds: the live peer answers each and stays.
     await live.waitForPings(live.pings + 3, 3000);
     expect(live.isOpen).toBe(true);
     await live.ping();
     expect(beating.gateway.connectionCount).toBe(1);
+    live.close();
+    await beating.waitForConnectionCount(0);
+  });
+
+  test('a dead peer (its TCP reads nothing, answers nothing) is cut; the node lets go of it', async () => {
+    const [deadUser] = await users(1);
+    const dead = await h.connectStalled(beating, deadUser!.accessToken);
+    await beating.waitForConnectionCount(1);
+    const serverSide = beating.serverSocketOf(dead.localPort);
+    expect(serverSide).toBeDefined();
+    // Missed pong, close frame it never reads, then the grace runs out.
+    await beating.waitForConnectionCount(0, 6000);
+    expect(serverSide!.destroyed).toBe(true);
+    dead.destroy();
   });
 });
 

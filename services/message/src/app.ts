@@ -40,6 +40,7 @@ export type AppConfig = Pick<
   | 'accessTokenTtlSeconds'
   | 'refreshTokenTtlSeconds'
   | 'loginRateLimit'
+  | 'loginRateLimitPerIp'
   | 'registerRateLimit'
   | 'trustProxy'
   | 'corsOrigins'
@@ -143,6 +144,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(authRoutes, {
     context,
     loginRateLimit: config.loginRateLimit,
+    loginRateLimitPerIp: config.loginRateLimitPerIp,
     registerRateLimit: config.registerRateLimit,
   });
   await app.register(userRoutes, { context });

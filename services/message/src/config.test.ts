@@ -41,6 +41,7 @@ test('a good environment loads, with every default filled in', async () => {
     accessTokenTtlSeconds: 900,
     refreshTokenTtlSeconds: 2592000,
     loginRateLimit: { max: 10, windowSeconds: 300 },
+    loginRateLimitPerIp: { max: 100, windowSeconds: 300 },
     registerRateLimit: { max: 20, windowSeconds: 3600 },
     trustProxy: false,
     corsOrigins: [],

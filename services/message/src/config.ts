@@ -50,6 +50,11 @@ export const EnvSchema = Type.Object({
     description: 'Login attempts per IP and username per window.',
   }),
   LOGIN_RATE_LIMIT_WINDOW_SECONDS: Type.Integer({ minimum: 1, default: 300, description: 'Login limit window.' }),
+  LOGIN_RATE_LIMIT_PER_IP_MAX: Type.Integer({
+    minimum: 1,
+    default: 100,
+    description: 'Login attempts per IP, all usernames together, per login window.',
+  }),
   REGISTER_RATE_LIMIT_MAX: Type.Integer({ minimum: 1, default: 20, description: 'Registrations per IP per window.' }),
   REGISTER_RATE_LIMIT_WINDOW_SECONDS: Type.Integer({
     minimum: 1,
@@ -85,6 +90,7 @@ export interface Config {
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   loginRateLimit: { max: number; windowSeconds: number };
+  loginRateLimitPerIp: { max: number; windowSeconds: number };
   registerRateLimit: { max: number; windowSeconds: number };
   trustProxy: boolean | string[];
   corsOrigins: string[];
@@ -152,6 +158,7 @@ export async function loadConfig(source: NodeJS.ProcessEnv): Promise<Config> {
     accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
     loginRateLimit: { max: env.LOGIN_RATE_LIMIT_MAX, windowSeconds: env.LOGIN_RATE_LIMIT_WINDOW_SECONDS },
+    loginRateLimitPerIp: { max: env.LOGIN_RATE_LIMIT_PER_IP_MAX, windowSeconds: env.LOGIN_RATE_LIMIT_WINDOW_SECONDS },
     registerRateLimit: { max: env.REGISTER_RATE_LIMIT_MAX, windowSeconds: env.REGISTER_RATE_LIMIT_WINDOW_SECONDS },
     trustProxy,
     corsOrigins: list(env.CORS_ORIGINS),

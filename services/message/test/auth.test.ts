@@ -672,3 +672,27 @@ describe('login rate limit', () => {
     expect(elsewhere.json<AuthResponse>().user.id).toBe(victim.id);
   });
 });
+
+describe('login rate limit per IP', () => {
+  let limited: MessageHarness;
+  beforeAll(async () => {
+    limited = await startMessageHarness({ loginRateLimitPerIp: { max: 3, windowSeconds: 60 } });
+  });
+  afterAll(async () => limited.close());
+
+  test('one address cycling usernames is stopped after its budget; another address is not', async () => {
+    const opts = { app: limited.app, remoteAddress: '198.51.100.9' };
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      expectError(
+        await login({ username: uniqueName('spray'), password: 'Winter2026!' }, opts),
+        401,
+        'INVALID_CREDENTIALS',
+      );
+    }
+    expectError(await login({ username: uniqueName('spray'), password: 'Winter2026!' }, opts), 429, 'RATE_LIMITED');
+
+    const owner = await registerUser(limited.app, uniqueName('owner'));
+    const elsewhere = await login({ username: owner.username, password: PASSWORD }, { app: limited.app, remoteAddress: '198.51.100.10' });
+    expect(elsewhere.statusCode).toBe(200);
+  });
+});

@@ -8,26 +8,17 @@ import {
   type AccessTokenSigner,
   type AccessTokenVerifier,
 } from '@parley/auth';
-import type { Database, Kysely, UserRow } from '@parley/db';
+import type { Database, Kysely } from '@parley/db';
 import { ParleyError, type AuthResponse, type LoginBody, type RegisterBody, type Tokens } from '@parley/protocol';
 import * as sessions from '../repositories/sessions-repository';
 import * as users from '../repositories/users-repository';
 import type { EventPublisher } from './event-publisher';
+import { toMe } from './mappers';
 
 export interface AuthenticatedUser {
   userId: string;
   sessionId: string;
 }
-
-export function toMe(user: UserRow): AuthResponse['user'] {
-  return {
-    id: user.id,
-    username: user.username,
-    displayName: user.display_name,
-    createdAt: user.created_at.toISOString(),
-  };
-}
-
 
 export class AuthService {
   constructor(

@@ -13,16 +13,10 @@ import * as conversations from '../repositories/conversations-repository';
 import type { Membership } from '../repositories/conversations-repository';
 import * as users from '../repositories/users-repository';
 import { decodeListCursor, encodeListCursor } from './list-cursor';
+import { requireMember } from './membership';
 import type { EventPublisher } from './event-publisher';
 import { toConversationSummary, toPublicUser } from './mappers';
 import { pairKey } from './pair-key';
-
-/** Returns the membership, or throws the error that explains why there is none. */
-export function requireMember(membership: Membership | undefined): Membership & { member: NonNullable<Membership['member']> } {
-  if (!membership) throw new ParleyError('CONVERSATION_NOT_FOUND');
-  if (!membership.member) throw new ParleyError('NOT_A_MEMBER');
-  return membership as Membership & { member: NonNullable<Membership['member']> };
-}
 
 function requireGroup(membership: Membership): void {
   if (membership.kind !== 'group') throw new ParleyError('NOT_A_GROUP');
@@ -87,6 +81,7 @@ export class ConversationService {
     const others = body.memberIds.filter((id) => id !== userId);
     if (others.length + 1 > Limits.groupMaxMembers) throw new ParleyError('GROUP_FULL');
     await this.requireUsersExist(others);
+    await this.refuseBlocked(userId, others);
     const id = await this.db.transaction().execute(async (trx) => {
       const newId = await conversations.insertConversation(trx, {
         kind: 'group',
@@ -140,6 +135,7 @@ export class ConversationService {
   async addMembers(userId: string, conversationId: string, body: AddMembersBody): Promise<Member[]> {
     const role = body.role ?? 'member';
     await this.requireUsersExist(body.userIds);
+    await this.refuseBlocked(userId, body.userIds);
     const added = await this.db.transaction().execute(async (trx) => {
       const membership = requireMember(await conversations.findMembership(trx, conversationId, userId, { lock: true }));
       requireGroup(membership);
@@ -207,6 +203,13 @@ export class ConversationService {
       }
     });
     this.publisher.publish({ v: 1, type: 'member.role_changed', conversationId, userId: targetId, role }, { conversationId });
+  }
+
+  /** Nobody can pull someone into a group across a block, either way. */
+  private async refuseBlocked(userId: string, ids: readonly string[]): Promise<void> {
+    if (await contacts.anyBlockBetween(this.db, userId, ids)) {
+      throw new ParleyError('USER_BLOCKED', 'A block between you and one of these users prevents this.');
+    }
   }
 
   private async requireUsersExist(ids: readonly string[]): Promise<void> {

@@ -1,10 +1,19 @@
-import type { MessageRow } from '@parley/db';
-import type { ConversationSummary, Message, PublicUser } from '@parley/protocol';
+import type { MessageRow, UserRow } from '@parley/db';
+import type { ConversationSummary, Me, Message, PublicUser } from '@parley/protocol';
 import type { SummaryRow } from '../repositories/conversations-repository';
 import type { PublicUserRow } from '../repositories/users-repository';
 
 export function toPublicUser(row: PublicUserRow): PublicUser {
   return { id: row.id, username: row.username, displayName: row.display_name };
+}
+
+export function toMe(user: UserRow): Me {
+  return {
+    id: user.id,
+    username: user.username,
+    displayName: user.display_name,
+    createdAt: user.created_at.toISOString(),
+  };
 }
 
 export function toMessage(row: MessageRow): Message {

@@ -12,7 +12,7 @@ import * as conversations from '../repositories/conversations-repository';
 import * as messages from '../repositories/messages-repository';
 import type { EventPublisher } from './event-publisher';
 import { toMessage } from './mappers';
-import { requireMember } from './conversation-service';
+import { requireMember } from './membership';
 
 export interface SendOutcome {
   message: Message;
@@ -36,13 +36,18 @@ export class MessageService {
    */
   async send(userId: string, conversationId: string, body: SendMessageBody): Promise<SendOutcome> {
     const outcome = await this.db.transaction().execute(async (trx) => {
-      const membership = requireMember(await conversations.findMembership(trx, conversationId, userId, { lock: true }));
+      const found = await conversations.findMembership(trx, conversationId, userId, { lock: true });
+      // A retry returns the original even if the sender has since left or been blocked:
+      // the message was stored and acknowledged (or about to be) when they could send.
+      if (found) {
+        const existing = await messages.findMessageByClientId(trx, conversationId, userId, body.clientMessageId);
+        if (existing) return { row: existing, duplicate: true };
+      }
+      const membership = requireMember(found);
       if (membership.kind === 'direct' && membership.directKey) {
         const peerId = membership.directKey.split(':').find((id) => id !== userId) ?? userId;
         if (await contacts.isBlockedEitherWay(trx, userId, peerId)) throw new ParleyError('USER_BLOCKED');
       }
-      const existing = await messages.findMessageByClientId(trx, conversationId, userId, body.clientMessageId);
-      if (existing) return { row: existing, duplicate: true };
       const { seq, rev } = await messages.allocateSeq(trx, conversationId);
       const row = await messages.insertMessage(trx, {
         conversationId,

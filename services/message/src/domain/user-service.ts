@@ -2,8 +2,7 @@ import type { Database, Kysely } from '@parley/db';
 import { ParleyError, type Me, type PublicUser, type RoutingInfo } from '@parley/protocol';
 import * as conversations from '../repositories/conversations-repository';
 import * as users from '../repositories/users-repository';
-import { toMe } from './auth-service';
-import { toPublicUser } from './mappers';
+import { toMe, toPublicUser } from './mappers';
 
 export class UserService {
   constructor(private readonly db: Kysely<Database>) {}

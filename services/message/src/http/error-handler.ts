@@ -10,8 +10,14 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_FAILED',
 };
 
-/** PostgreSQL/driver failures that mean "the database is unreachable or overloaded", not a bug. */
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '53300', '08006']);
+/**
+ * PostgreSQL/driver failures that mean "the database is unreachable or overloaded", not
+ * a bug: connection refused/reset, shutdown, too many clients, lock wait timeout
+ * (55P03), statement timeout (57014). Nothing was committed; the client may retry.
+ */
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '53300', '08006', '55P03', '57014']);
+/** pg-pool's error when no connection frees up in time; it carries no code. */
+const POOL_TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
 
 function body(code: ErrorCode, message: string, request: FastifyRequest, details?: ErrorBody['error']['details']) {
   const error: ErrorBody['error'] = { code, message, requestId: request.id };
@@ -43,7 +49,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
     const mapped = error.code ? FASTIFY_CODES[error.code] : undefined;
     if (mapped) return send(reply, mapped, ErrorCatalogue[mapped].message);
     if (error instanceof SyntaxError) return send(reply, 'MALFORMED_JSON', ErrorCatalogue.MALFORMED_JSON.message);
-    if (error.code && UNAVAILABLE_CODES.has(error.code)) {
+    if ((error.code && UNAVAILABLE_CODES.has(error.code)) || error.message === POOL_TIMEOUT_MESSAGE) {
       request.log.error({ err: error }, 'dependency unavailable');
       return send(reply, 'UNAVAILABLE', ErrorCatalogue.UNAVAILABLE.message);
     }

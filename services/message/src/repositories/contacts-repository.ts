@@ -76,6 +76,23 @@ export async function isBlockedEitherWay(db: Executor, a: string, b: string): Pr
   return row !== undefined;
 }
 
+/** True when `userId` blocked any of `others`, or any of them blocked `userId`. */
+export async function anyBlockBetween(db: Executor, userId: string, others: readonly string[]): Promise<boolean> {
+  if (others.length === 0) return false;
+  const row = await db
+    .selectFrom('blocks')
+    .select('blocker_id')
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('blocker_id', '=', userId), eb('blocked_id', 'in', others)]),
+        eb.and([eb('blocked_id', '=', userId), eb('blocker_id', 'in', others)]),
+      ]),
+    )
+    .limit(1)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
 export async function insertBlock(db: Executor, blockerId: string, blockedId: string): Promise<void> {
   await db
     .insertInto('blocks')

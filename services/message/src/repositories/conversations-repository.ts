@@ -13,8 +13,11 @@ export interface Membership {
 }
 
 /**
- * Reads a conversation and the user's membership in it; `lock` takes the conversation
- * row lock (FOR UPDATE), which serializes every write that allocates a seq or rev.
+ * Reads a conversation and the user's membership in it; `lock` first takes the
+ * conversation row lock (FOR UPDATE), which serializes every write that allocates a seq
+ * or rev or changes membership. The membership is read by a second statement, after the
+ * lock is held: a statement that waited for the lock would see the member row as it was
+ * before the wait (READ COMMITTED re-checks only the locked row).
  */
 export async function findMembership(
   db: Executor,
@@ -22,37 +25,27 @@ export async function findMembership(
   userId: string,
   options: { lock: boolean },
 ): Promise<Membership | undefined> {
-  let query = db
-    .selectFrom('conversations as c')
-    .leftJoin('conversation_members as m', (join) =>
-      join.onRef('m.conversation_id', '=', 'c.id').on('m.user_id', '=', userId),
-    )
-    .select([
-      'c.id',
-      'c.kind',
-      'c.direct_key',
-      'c.last_seq',
-      'c.last_rev',
-      'c.member_count',
-      'm.role',
-      'm.joined_seq',
-      'm.last_read_seq',
-    ])
-    .where('c.id', '=', conversationId);
-  if (options.lock) query = query.forUpdate('c');
-  const row = await query.executeTakeFirst();
-  if (!row) return undefined;
+  let conversationQuery = db
+    .selectFrom('conversations')
+    .select(['id', 'kind', 'direct_key', 'last_seq', 'last_rev', 'member_count'])
+    .where('id', '=', conversationId);
+  if (options.lock) conversationQuery = conversationQuery.forUpdate();
+  const conversation = await conversationQuery.executeTakeFirst();
+  if (!conversation) return undefined;
+  const member = await db
+    .selectFrom('conversation_members')
+    .select(['role', 'joined_seq', 'last_read_seq'])
+    .where('conversation_id', '=', conversationId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst();
   return {
-    conversationId: row.id,
-    kind: row.kind,
-    directKey: row.direct_key,
-    lastSeq: row.last_seq,
-    lastRev: row.last_rev,
-    memberCount: row.member_count,
-    member:
-      row.role === null || row.joined_seq === null || row.last_read_seq === null
-        ? null
-        : { role: row.role, joinedSeq: row.joined_seq, lastReadSeq: row.last_read_seq },
+    conversationId: conversation.id,
+    kind: conversation.kind,
+    directKey: conversation.direct_key,
+    lastSeq: conversation.last_seq,
+    lastRev: conversation.last_rev,
+    memberCount: conversation.member_count,
+    member: member ? { role: member.role, joinedSeq: member.joined_seq, lastReadSeq: member.last_read_seq } : null,
   };
 }
 

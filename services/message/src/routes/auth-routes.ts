@@ -1,4 +1,4 @@
-import { AuthResponse, LoginBody, RefreshBody, RegisterBody, Tokens, ErrorBody } from '@parley/protocol';
+import { AuthResponse, ErrorBody, LoginBody, ParleyError, RefreshBody, RegisterBody, Tokens } from '@parley/protocol';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import { bearer, NoContent, type RouteContext } from './route-context';
@@ -6,6 +6,7 @@ import { bearer, NoContent, type RouteContext } from './route-context';
 export interface AuthRouteOptions {
   context: RouteContext;
   loginRateLimit: { max: number; windowSeconds: number };
+  loginRateLimitPerIp: { max: number; windowSeconds: number };
   registerRateLimit: { max: number; windowSeconds: number };
 }
 
@@ -28,9 +29,26 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (ap
     async (request, reply) => reply.status(201).send(await context.auth.register(request.body)),
   );
 
+  // Every login costs an argon2 verification (19 MiB, tens of ms). Besides the limit per
+  // IP and username (route config below), one address gets a budget across all
+  // usernames, so it can neither spray a password over many accounts nor keep the
+  // hashing threads busy. (The plugin runs one limiter hook per request, so this one is
+  // applied by hand.)
+  const loginAttemptsPerIp = app.createRateLimit({
+    max: limits.loginRateLimitPerIp.max,
+    timeWindow: limits.loginRateLimitPerIp.windowSeconds * 1000,
+    keyGenerator: (request: FastifyRequest) => `login-ip:${request.ip}`,
+  });
+
   app.post(
     '/v1/auth/login',
     {
+      onRequest: async (request) => {
+        const attempts = await loginAttemptsPerIp(request);
+        if (!attempts.isAllowed && attempts.isExceeded) {
+          throw new ParleyError('RATE_LIMITED', `Too many login attempts; retry in ${attempts.ttlInSeconds} s.`);
+        }
+      },
       schema: {
         tags: ['auth'],
         summary: 'Log in; starts a session',
@@ -38,8 +56,8 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (ap
         response: { 200: AuthResponse, ...authErrors },
       },
       config: {
-        // Keyed by IP and username, after validation so the body is known: one attacker
-        // cannot lock a user out from elsewhere, and cannot spray one account either.
+        // Keyed by IP and username, after validation so the body is known: guessing one
+        // account's password is slow, and an attacker elsewhere cannot lock its owner out.
         rateLimit: {
           max: limits.loginRateLimit.max,
           timeWindow: limits.loginRateLimit.windowSeconds * 1000,
