@@ -12,6 +12,8 @@
 export const Channels = {
   conversation: (conversationId: string): string => `conv:{${conversationId}}`,
   user: (userId: string): string => `user:{${userId}}`,
+  /** Fleet-wide notices (every gateway listens), e.g. "events were lost, resync". */
+  system: (): string => 'system',
   /** Presence changes of one user; gateways subscribe for their users' direct peers. */
   presence: (userId: string): string => `presence:{${userId}}`,
 } as const;

@@ -39,6 +39,8 @@ export const SessionRevokedEvent = event('session.revoked', { sessionId: Id });
 /** Published by gateways, never stored: typing on `conv:{id}`, presence on `presence:{userId}`. */
 export const TypingEvent = event('typing', { conversationId: Id, userId: Id });
 export const PresenceEvent = event('presence', { userId: Id, online: Type.Boolean() });
+/** On `system`: a publisher lost events (Redis was unreachable); every client should resync. */
+export const ResyncEvent = event('resync', { reason: Type.String({ maxLength: 200 }) });
 
 export const BusEvent = Type.Union([
   MessageCreatedEvent,
@@ -53,6 +55,7 @@ export const BusEvent = Type.Union([
   SessionRevokedEvent,
   TypingEvent,
   PresenceEvent,
+  ResyncEvent,
 ]);
 export type BusEvent = Static<typeof BusEvent>;
 export type BusEventType = BusEvent['type'];

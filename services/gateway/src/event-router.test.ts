@@ -58,6 +58,7 @@ const cases: { [T in BusEventType]: [Extract<BusEvent, { type: T }>, ServerFrame
   ],
   // The gateway acts on it (closes the session's sockets); clients see the close code.
   'session.revoked': [{ v: 1, type: 'session.revoked', sessionId: otherId }, null],
+  resync: [{ v: 1, type: 'resync', reason: 'lost events' }, null],
   typing: [
     { v: 1, type: 'typing', conversationId, userId },
     { type: 'typing', conversationId, userId },

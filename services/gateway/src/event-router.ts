@@ -202,6 +202,7 @@ export function toFrame(event: BusEvent): ServerFrame | null {
     case 'contact.changed':
       return { type: 'contact', userId: event.userId, state: event.state };
     case 'session.revoked':
+    case 'resync': // handled by the gateway itself, on the `system` channel
       return null;
   }
 }

@@ -2,7 +2,7 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { Duplex } from 'node:stream';
 import type { AccessTokenVerifier } from '@parley/auth';
 import type { Bus } from '@parley/bus';
-import { ErrorCatalogue, WS_SUBPROTOCOL, type ErrorCode, type RoutingInfo } from '@parley/protocol';
+import { Channels, decodeBusEvent, ErrorCatalogue, WS_SUBPROTOCOL, type ErrorCode, type RoutingInfo } from '@parley/protocol';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { GatewayConfig } from './config';
@@ -114,6 +114,10 @@ export class Gateway {
       this.server.listen(port, host, () => resolve());
     });
     this.deps.presence.start();
+    await this.deps.bus.subscribe(Channels.system(), (payload) => {
+      const event = decodeBusEvent(payload);
+      if (event?.type === 'resync') void this.recoverFromBusOutage(event.reason);
+    });
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.deps.options.heartbeatIntervalMs);
     this.heartbeat.unref();
     const address = this.server.address();
@@ -302,14 +306,14 @@ export class Gateway {
   }
 
   /**
-   * The bus was cut off: any event may have been lost, membership and revocation
-   * doorbells included. Each socket's subscriptions are rebuilt from the message
+   * The bus was cut off, here or at a publisher (a `resync` notice on `system`): any
+   * event may have been lost, membership and revocation doorbells included. Each socket's subscriptions are rebuilt from the message
    * service (which also re-checks its session), then the client is told to resync.
    */
-  private async recoverFromBusOutage(): Promise<void> {
+  private async recoverFromBusOutage(reason = 'bus reconnected; events may have been missed'): Promise<void> {
     this.metrics.busResyncs.inc();
-    this.deps.logger.warn({ sockets: this.connections.size }, 'bus resubscribed; refreshing routing and resyncing every socket');
-    const frame = encodeFrame({ type: 'resync', reason: 'bus reconnected; events may have been missed' });
+    this.deps.logger.warn({ sockets: this.connections.size, reason }, 'refreshing routing and resyncing every socket');
+    const frame = encodeFrame({ type: 'resync', reason });
     await Promise.all(
       [...this.connections].map(async (connection) => {
         await this.refreshRouting(connection);

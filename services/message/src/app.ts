@@ -111,6 +111,12 @@ export async function buildApp(deps: AppDeps) {
   });
 
   const publisher = new EventPublisher(bus, logger, metrics);
+  // Redis is back: if publishes failed meanwhile, have the fleet resync its clients.
+  const onRedisReady = () => publisher.announceRecovery();
+  redis.on('ready', onRedisReady);
+  app.addHook('onClose', async () => {
+    redis.off('ready', onRedisReady);
+  });
   const auth = new AuthService(
     db,
     new AccessTokenSigner(config.signingKey, config, config.accessTokenTtlSeconds),
