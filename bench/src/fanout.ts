@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   const databaseName = `parley_bench_${Date.now().toString(36)}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${databaseName}`);
+  await admin.query(`CREATE DATABASE ${databaseName} TEMPLATE template0 ENCODING 'UTF8'`);
   const url = new URL(adminUrl);
   url.pathname = `/${databaseName}`;
   const db = createDb({ connectionString: url.toString(), maxConnections: 20 });

@@ -23,7 +23,7 @@ function urlFor(database: string): string {
 beforeAll(async () => {
   admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${databaseName}`);
+  await admin.query(`CREATE DATABASE ${databaseName} TEMPLATE template0 ENCODING 'UTF8'`);
   db = createDb({
     connectionString: urlFor(databaseName),
     maxConnections: 2,

@@ -24,7 +24,8 @@ export default async function globalSetup(): Promise<void> {
   const admin = new pg.Client({ connectionString: services.databaseUrl });
   await admin.connect();
   try {
-    await admin.query(`CREATE DATABASE ${databaseName}`);
+    // From template0: nobody connects to it, so concurrent runs never wait on each other.
+    await admin.query(`CREATE DATABASE ${databaseName} TEMPLATE template0 ENCODING 'UTF8'`);
   } finally {
     await admin.end();
   }
