@@ -63,17 +63,7 @@ export async function listContacts(db: Executor, ownerId: string, peerId?: strin
 }
 
 export async function isBlockedEitherWay(db: Executor, a: string, b: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('blocks')
-    .select('blocker_id')
-    .where((eb) =>
-      eb.or([
-        eb.and([eb('blocker_id', '=', a), eb('blocked_id', '=', b)]),
-        eb.and([eb('blocker_id', '=', b), eb('blocked_id', '=', a)]),
-      ]),
-    )
-    .executeTakeFirst();
-  return row !== undefined;
+  return anyBlockBetween(db, a, [b]);
 }
 
 /** True when `userId` blocked any of `others`, or any of them blocked `userId`. */
