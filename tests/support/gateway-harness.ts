@@ -485,9 +485,9 @@ export async function startGatewayHarness(messageOverrides: Partial<AppConfig> =
     await within(
       new Promise<void>((resolve, reject) => {
         ws.once('open', () => resolve());
-        ws.once('unexpected-response', (_request, response) => {
+        ws.once('unexpected-response', (request, response) => {
           reject(new Error(`${label}: upgrade refused with HTTP ${response.statusCode}`));
-          response.resume();
+          request.destroy();
         });
         ws.once('error', reject);
       }),
