@@ -21,6 +21,10 @@ export const ConversationSummary = Type.Object(
     lastSeq: Seq,
     lastRev: Seq,
     lastReadSeq: Seq,
+    joinedSeq: Type.Integer({
+      minimum: 0,
+      description: 'Messages with seq above this are visible to me (0 unless I joined late or rejoined).',
+    }),
     unreadCount: Type.Integer({ minimum: 0, description: '`lastSeq - lastReadSeq`; deleted messages still count.' }),
     lastMessage: Type.Union([Message, Type.Null()]),
     lastActivityAt: Timestamp,

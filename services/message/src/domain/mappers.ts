@@ -59,6 +59,7 @@ export function toConversationSummary(row: SummaryRow): ConversationSummary {
     lastSeq: row.last_seq,
     lastRev: row.last_rev,
     lastReadSeq: row.last_read_seq,
+    joinedSeq: row.joined_seq,
     unreadCount: Math.max(0, row.last_seq - row.last_read_seq),
     lastMessage,
     lastActivityAt: row.last_activity_at.toISOString(),
