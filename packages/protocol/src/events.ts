@@ -29,6 +29,8 @@ export const MembershipAddedEvent = event('membership.added', {
   conversationId: Id,
   /** For a direct conversation, the other member (gateways start relaying their presence). */
   directPeerId: Type.Optional(Id),
+  /** The member sees messages after this seq only (0 or absent: the whole history). */
+  joinedSeq: Type.Optional(Seq),
 });
 export const MembershipRemovedEvent = event('membership.removed', { conversationId: Id });
 export const ContactChangedEvent = event('contact.changed', {

@@ -29,6 +29,8 @@ export class ClientConnection {
   alive = true;
   /** Requests sent to the message service and not answered yet. */
   inFlight = 0;
+  /** Conversations this user joined late: messages up to this seq are not theirs to see. */
+  readonly joinedSeqs = new Map<string, number>();
   /** When this socket last had a typing indicator relayed, per conversation. */
   readonly lastTyping = new Map<string, number>();
   private expiryTimer: NodeJS.Timeout | undefined;

@@ -24,11 +24,13 @@ export class EventRouter {
 
   /** Starts listening for everything this connection's user should hear. */
   async attach(connection: ClientConnection, routing: RoutingInfo): Promise<void> {
+    setJoinedSeqs(connection, routing);
     await Promise.all(channelsFor(connection.userId, routing).map((channel) => this.listen(channel, connection)));
   }
 
   /** Brings a connection's channels in line with fresh routing (after events may have been lost). */
   async reconcile(connection: ClientConnection, routing: RoutingInfo): Promise<void> {
+    setJoinedSeqs(connection, routing);
     const wanted = new Set(channelsFor(connection.userId, routing));
     const stale = [...connection.channels].filter((channel) => !wanted.has(channel));
     const missing = [...wanted].filter((channel) => !connection.channels.has(channel));
@@ -101,6 +103,10 @@ export class EventRouter {
       for (const connection of targets) {
         // Typing goes to the others, not back to the typist's own sockets.
         if (event.type === 'typing' && connection.userId === event.userId) continue;
+        // An edit or delete of a message sent before this member joined is not theirs to see.
+        if (event.type === 'message.updated' && event.message.seq <= (connection.joinedSeqs.get(event.conversationId) ?? 0)) {
+          continue;
+        }
         if (connection.send(encoded)) this.metrics.deliveries.inc();
         else this.metrics.drops.inc({ reason: 'socket_closed' });
       }
@@ -120,6 +126,8 @@ export class EventRouter {
     switch (event.type) {
       case 'membership.added':
         for (const connection of targets) {
+          if (event.joinedSeq) connection.joinedSeqs.set(event.conversationId, event.joinedSeq);
+          else connection.joinedSeqs.delete(event.conversationId);
           change(connection, this.listen(Channels.conversation(event.conversationId), connection));
           if (event.directPeerId) change(connection, this.listen(Channels.presence(event.directPeerId), connection));
         }
@@ -147,6 +155,11 @@ export class EventRouter {
         return;
     }
   }
+}
+
+function setJoinedSeqs(connection: ClientConnection, routing: RoutingInfo): void {
+  connection.joinedSeqs.clear();
+  for (const [conversationId, seq] of Object.entries(routing.joinedSeqs)) connection.joinedSeqs.set(conversationId, seq);
 }
 
 function channelsFor(userId: string, routing: RoutingInfo): string[] {

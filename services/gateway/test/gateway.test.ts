@@ -304,6 +304,38 @@ describe('delivery', () => {
 });
 
 describe('membership', () => {
+  test('a member who joined late never hears edits or deletes of messages sent before they joined', async () => {
+    const [owner, early, late, later] = await users(4);
+    const conversationId = await group(owner!, [early!]);
+    const ownerClient = await h.connect(node1, owner!, { label: 'owner' });
+    const earlyClient = await h.connect(node2, early!, { label: 'early' });
+    const lateClient = await h.connect(node2, late!, { label: 'late' });
+    const before = await sendOver(ownerClient, conversationId, 'before anyone else joined');
+
+    // `late` joins while connected (the joinedSeq comes with the membership event) and
+    // `later` connects after joining (it comes with the routing fetched on connect).
+    for (const user of [late!, later!]) {
+      const added = await call(h.message.app, owner!, 'POST', `/v1/conversations/${conversationId}/members`, {
+        userIds: [user.id],
+      });
+      expect(added.statusCode).toBe(200);
+    }
+    await lateClient.next('membership', (frame) => frame.change === 'joined');
+    const laterClient = await h.connect(node2, later!, { label: 'later' });
+
+    const edited = await call(h.message.app, owner!, 'PATCH', `/v1/conversations/${conversationId}/messages/${before}`, {
+      body: 'a secret edit',
+    });
+    expect(edited.statusCode).toBe(200);
+    await earlyClient.next('message.updated', (frame) => frame.message.seq === before);
+    // Barrier: a message after the edit reaches everyone; the edit must not have reached the late ones.
+    const after = await sendOver(ownerClient, conversationId, 'for everyone');
+    for (const client of [lateClient, laterClient]) {
+      await client.next('message', (frame) => frame.message.seq === after);
+      expect(client.frames('message.updated', () => true)).toEqual([]);
+    }
+  });
+
   test('a user added to a group while connected hears it at once, and stops hearing it when removed', async () => {
     const [owner, stayer, joiner] = await users(3);
     const conversationId = await group(owner!, [stayer!]);

@@ -27,6 +27,9 @@ export const RoutingInfo = Type.Object(
   {
     conversationIds: Type.Array(Id),
     directPeerIds: Type.Array(Id, { description: 'The other members of my direct conversations (presence).' }),
+    joinedSeqs: Type.Record(Type.String(), Type.Integer({ minimum: 1 }), {
+      description: 'For conversations I joined late: my joinedSeq (I may not see messages up to it).',
+    }),
   },
   { additionalProperties: false },
 );

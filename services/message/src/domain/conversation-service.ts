@@ -136,24 +136,25 @@ export class ConversationService {
     const role = body.role ?? 'member';
     await this.requireUsersExist(body.userIds);
     await this.refuseBlocked(userId, body.userIds);
-    const added = await this.db.transaction().execute(async (trx) => {
+    const { ids: added, joinedSeq } = await this.db.transaction().execute(async (trx) => {
       const membership = requireMember(await conversations.findMembership(trx, conversationId, userId, { lock: true }));
       requireGroup(membership);
       if (!canManage(membership.member.role, role)) throw new ParleyError('INSUFFICIENT_ROLE');
       if (membership.memberCount + body.userIds.length > Limits.groupMaxMembers) throw new ParleyError('GROUP_FULL');
-      return conversations.insertMembers(
+      const ids = await conversations.insertMembers(
         trx,
         conversationId,
         body.userIds.map((id) => ({ userId: id, role })),
         membership.lastSeq,
       );
+      return { ids, joinedSeq: membership.lastSeq };
     });
     if (added.length > 0) {
       this.publisher.publish(
         { v: 1, type: 'member.added', conversationId, userIds: added, role, byUserId: userId },
         { conversationId },
       );
-      this.announceJoined(conversationId, added);
+      this.announceJoined(conversationId, added, joinedSeq);
     }
     return this.members(userId, conversationId);
   }
@@ -218,8 +219,11 @@ export class ConversationService {
   }
 
   /** New members' devices learn of the conversation (and their gateways subscribe to it). */
-  private announceJoined(conversationId: string, userIds: readonly string[]): void {
-    this.publisher.publish({ v: 1, type: 'membership.added', conversationId }, { userIds });
+  private announceJoined(conversationId: string, userIds: readonly string[], joinedSeq = 0): void {
+    this.publisher.publish(
+      { v: 1, type: 'membership.added', conversationId, ...(joinedSeq > 0 ? { joinedSeq } : {}) },
+      { userIds },
+    );
   }
 
   private announceRemoved(conversationId: string, targetId: string, byUserId: string): void {

@@ -29,7 +29,8 @@ export class UserService {
     const directPeerIds = rows.flatMap((row) =>
       row.direct_key ? row.direct_key.split(':').filter((id) => id !== userId) : [],
     );
-    return { conversationIds: rows.map((row) => row.id), directPeerIds };
+    const joinedSeqs = Object.fromEntries(rows.filter((row) => row.joined_seq > 0).map((row) => [row.id, row.joined_seq]));
+    return { conversationIds: rows.map((row) => row.id), directPeerIds, joinedSeqs };
   }
 
   async findById(userId: string): Promise<PublicUser> {

@@ -306,7 +306,7 @@ export async function findRouting(db: Executor, userId: string) {
   return db
     .selectFrom('conversation_members as m')
     .innerJoin('conversations as c', 'c.id', 'm.conversation_id')
-    .select(['c.id', 'c.direct_key'])
+    .select(['c.id', 'c.direct_key', 'm.joined_seq'])
     .where('m.user_id', '=', userId)
     .execute();
 }
