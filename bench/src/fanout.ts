@@ -66,6 +66,7 @@ async function main(): Promise<void> {
       ...audience,
       accessTokenTtlSeconds: 3600,
       refreshTokenTtlSeconds: 3600,
+      refreshReuseGraceSeconds: 30,
       loginRateLimit: { max: 100000, windowSeconds: 60 },
       loginRateLimitPerIp: { max: 100000, windowSeconds: 60 },
       registerRateLimit: { max: 100000, windowSeconds: 60 },

@@ -39,6 +39,8 @@ export async function startMessageHarness(overrides: Partial<AppConfig> = {}): P
     audience: 'parley',
     accessTokenTtlSeconds: 900,
     refreshTokenTtlSeconds: 3600,
+    // Strict by default: the reuse tests expect any second use to revoke.
+    refreshReuseGraceSeconds: 0,
     loginRateLimit: { max: 1000, windowSeconds: 60 },
     loginRateLimitPerIp: { max: 100000, windowSeconds: 60 },
     registerRateLimit: { max: 100000, windowSeconds: 60 },

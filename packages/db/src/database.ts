@@ -28,6 +28,7 @@ export interface RefreshTokensTable {
   issued_at: CreatedAt;
   expires_at: Date;
   rotated_at: Date | null;
+  replaced_by: Buffer | null;
 }
 
 export type ContactStateColumn = 'outgoing' | 'incoming' | 'accepted';

@@ -39,6 +39,7 @@ export type AppConfig = Pick<
   | 'audience'
   | 'accessTokenTtlSeconds'
   | 'refreshTokenTtlSeconds'
+  | 'refreshReuseGraceSeconds'
   | 'loginRateLimit'
   | 'loginRateLimitPerIp'
   | 'registerRateLimit'
@@ -123,6 +124,7 @@ export async function buildApp(deps: AppDeps) {
     new AccessTokenVerifier(config.jwks, config),
     publisher,
     config.refreshTokenTtlSeconds,
+    config.refreshReuseGraceSeconds,
   );
   const context: RouteContext = {
     auth,

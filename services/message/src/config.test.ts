@@ -40,6 +40,7 @@ test('a good environment loads, with every default filled in', async () => {
     audience: 'parley',
     accessTokenTtlSeconds: 900,
     refreshTokenTtlSeconds: 2592000,
+    refreshReuseGraceSeconds: 30,
     loginRateLimit: { max: 10, windowSeconds: 300 },
     loginRateLimitPerIp: { max: 100, windowSeconds: 300 },
     registerRateLimit: { max: 20, windowSeconds: 3600 },

@@ -44,6 +44,12 @@ export const EnvSchema = Type.Object({
     default: 2592000,
     description: 'Lifetime of a refresh token (each refresh issues a new one).',
   }),
+  REFRESH_REUSE_GRACE_SECONDS: Type.Integer({
+    minimum: 0,
+    maximum: 300,
+    default: 30,
+    description: 'A rotated refresh token may be retried this long while its successor is unused (lost replies).',
+  }),
   LOGIN_RATE_LIMIT_MAX: Type.Integer({
     minimum: 1,
     default: 10,
@@ -89,6 +95,7 @@ export interface Config {
   audience: string;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
+  refreshReuseGraceSeconds: number;
   loginRateLimit: { max: number; windowSeconds: number };
   loginRateLimitPerIp: { max: number; windowSeconds: number };
   registerRateLimit: { max: number; windowSeconds: number };
@@ -157,6 +164,7 @@ export async function loadConfig(source: NodeJS.ProcessEnv): Promise<Config> {
     audience: env.AUTH_AUDIENCE,
     accessTokenTtlSeconds: env.ACCESS_TOKEN_TTL_SECONDS,
     refreshTokenTtlSeconds: env.REFRESH_TOKEN_TTL_SECONDS,
+    refreshReuseGraceSeconds: env.REFRESH_REUSE_GRACE_SECONDS,
     loginRateLimit: { max: env.LOGIN_RATE_LIMIT_MAX, windowSeconds: env.LOGIN_RATE_LIMIT_WINDOW_SECONDS },
     loginRateLimitPerIp: { max: env.LOGIN_RATE_LIMIT_PER_IP_MAX, windowSeconds: env.LOGIN_RATE_LIMIT_WINDOW_SECONDS },
     registerRateLimit: { max: env.REGISTER_RATE_LIMIT_MAX, windowSeconds: env.REGISTER_RATE_LIMIT_WINDOW_SECONDS },

@@ -696,3 +696,50 @@ describe('login rate limit per IP', () => {
     expect(elsewhere.statusCode).toBe(200);
   });
 });
+
+describe('refresh retried after a lost reply (grace period)', () => {
+  let lenient: MessageHarness;
+  beforeAll(async () => {
+    lenient = await startMessageHarness({ refreshReuseGraceSeconds: 30 });
+  });
+  afterAll(async () => lenient.close());
+
+  const refreshOn = (token: string) =>
+    lenient.app.inject({ method: 'POST', url: '/v1/auth/refresh', payload: { refreshToken: token } });
+
+  test('the same token again, before its successor was used: a fresh pair; the lost successor stops working', async () => {
+    const user = await registerUser(lenient.app);
+    const lost = await refreshOn(user.refreshToken); // the reply that never reached the client
+    expect(lost.statusCode).toBe(200);
+    const retried = await refreshOn(user.refreshToken);
+    expect(retried.statusCode).toBe(200);
+    const fresh = retried.json<Tokens>();
+    expect(fresh.sessionId).toBe(user.sessionId);
+    expect(fresh.refreshToken).not.toBe(lost.json<Tokens>().refreshToken);
+
+    expectError(await refreshOn(lost.json<Tokens>().refreshToken), 401, 'REFRESH_TOKEN_INVALID');
+    const next = await refreshOn(fresh.refreshToken);
+    expect(next.statusCode).toBe(200);
+  });
+
+  test('once the successor has been used, presenting the old token again is reuse: the session is revoked', async () => {
+    const user = await registerUser(lenient.app);
+    const first = await refreshOn(user.refreshToken);
+    expect((await refreshOn(first.json<Tokens>().refreshToken)).statusCode).toBe(200);
+    expectError(await refreshOn(user.refreshToken), 401, 'REFRESH_TOKEN_REUSED');
+    const me = await lenient.app.inject({ method: 'GET', url: '/v1/me', headers: user.headers });
+    expectError(me, 401, 'SESSION_REVOKED');
+  });
+
+  test('after the grace period, presenting the old token again is reuse', async () => {
+    const user = await registerUser(lenient.app);
+    expect((await refreshOn(user.refreshToken)).statusCode).toBe(200);
+    await lenient.db.kysely
+      .updateTable('refresh_tokens')
+      .set({ rotated_at: new Date(Date.now() - 60_000) })
+      .where('session_id', '=', user.sessionId)
+      .where('rotated_at', 'is not', null)
+      .execute();
+    expectError(await refreshOn(user.refreshToken), 401, 'REFRESH_TOKEN_REUSED');
+  });
+});

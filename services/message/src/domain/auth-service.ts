@@ -27,6 +27,8 @@ export class AuthService {
     private readonly verifier: AccessTokenVerifier,
     private readonly publisher: EventPublisher,
     private readonly refreshTokenTtlSeconds: number,
+    /** How long a rotated refresh token may be retried while its successor is unused (0: never). */
+    private readonly refreshReuseGraceSeconds: number,
   ) {}
 
   async register(body: RegisterBody): Promise<AuthResponse> {
@@ -56,7 +58,11 @@ export class AuthService {
 
   /**
    * Rotates a refresh token. A token that was already rotated is a sign of theft (the
-   * thief or the owner is replaying it), so the whole session is revoked and both lose it.
+   * thief or the owner is replaying it), so the whole session is revoked and both lose
+   * it. One exception keeps flaky networks from logging people out: the same token
+   * presented again within the grace period, while the token it was exchanged for has
+   * never been used, is a retry whose reply was lost. That unused successor is dropped
+   * and a fresh pair issued.
    */
   async refresh(refreshToken: string): Promise<Tokens> {
     const hash = hashRefreshToken(refreshToken);
@@ -69,12 +75,19 @@ export class AuthService {
       if (!row) return { error: 'REFRESH_TOKEN_INVALID' };
       if (row.revoked_at !== null) return { error: 'SESSION_REVOKED' };
       if (row.rotated_at !== null) {
+        const withinGrace = Date.now() - row.rotated_at.getTime() <= this.refreshReuseGraceSeconds * 1000;
+        if (withinGrace && row.replaced_by && (await sessions.deleteUnusedRefreshToken(trx, row.replaced_by))) {
+          const issued = await this.issueTokens(trx, row.user_id, row.session_id);
+          await sessions.markRefreshTokenRotated(trx, hash, issued.refreshHash, false);
+          return { tokens: issued.tokens };
+        }
         await sessions.revokeSession(trx, row.session_id, 'refresh_token_reuse');
         return { error: 'REFRESH_TOKEN_REUSED', revoked: { userId: row.user_id, sessionId: row.session_id } };
       }
       if (row.expires_at.getTime() <= Date.now()) return { error: 'REFRESH_TOKEN_INVALID' };
-      await sessions.markRefreshTokenRotated(trx, hash);
-      return { tokens: await this.issueTokens(trx, row.user_id, row.session_id) };
+      const issued = await this.issueTokens(trx, row.user_id, row.session_id);
+      await sessions.markRefreshTokenRotated(trx, hash, issued.refreshHash, true);
+      return { tokens: issued.tokens };
     });
     if ('tokens' in outcome) return outcome.tokens;
     if ('revoked' in outcome) this.announceRevocation(outcome.revoked.userId, outcome.revoked.sessionId);
@@ -98,15 +111,19 @@ export class AuthService {
 
   private async startSession(db: Kysely<Database>, userId: string, deviceName: string | null): Promise<Tokens> {
     const sessionId = await sessions.createSession(db, userId, deviceName);
-    return this.issueTokens(db, userId, sessionId);
+    return (await this.issueTokens(db, userId, sessionId)).tokens;
   }
 
-  private async issueTokens(db: Kysely<Database>, userId: string, sessionId: string): Promise<Tokens> {
+  private async issueTokens(
+    db: Kysely<Database>,
+    userId: string,
+    sessionId: string,
+  ): Promise<{ tokens: Tokens; refreshHash: Buffer }> {
     const refresh = newRefreshToken();
     const refreshTokenExpiresAt = new Date(Date.now() + this.refreshTokenTtlSeconds * 1000);
     await sessions.insertRefreshToken(db, { hash: refresh.hash, sessionId, expiresAt: refreshTokenExpiresAt });
     const access = await this.signer.sign(userId, sessionId);
-    return {
+    const tokens: Tokens = {
       tokenType: 'Bearer',
       accessToken: access.token,
       accessTokenExpiresAt: access.expiresAt.toISOString(),
@@ -114,6 +131,7 @@ export class AuthService {
       refreshTokenExpiresAt: refreshTokenExpiresAt.toISOString(),
       sessionId,
     };
+    return { tokens, refreshHash: refresh.hash };
   }
 
   /** Gateways close the session's sockets on every node when they hear this. */

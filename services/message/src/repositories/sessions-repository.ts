@@ -42,12 +42,27 @@ export async function lockRefreshToken(db: Executor, hash: Buffer) {
   return db
     .selectFrom('refresh_tokens as t')
     .innerJoin('sessions as s', 's.id', 't.session_id')
-    .select(['t.session_id', 't.expires_at', 't.rotated_at', 's.user_id', 's.revoked_at'])
+    .select(['t.session_id', 't.expires_at', 't.rotated_at', 't.replaced_by', 's.user_id', 's.revoked_at'])
     .where('t.token_hash', '=', hash)
     .forUpdate('t')
     .executeTakeFirst();
 }
 
-export async function markRefreshTokenRotated(db: Executor, hash: Buffer): Promise<void> {
-  await db.updateTable('refresh_tokens').set({ rotated_at: new Date() }).where('token_hash', '=', hash).execute();
+/** Records that `hash` was exchanged for `successor` (the first time, or again within the grace). */
+export async function markRefreshTokenRotated(db: Executor, hash: Buffer, successor: Buffer, firstTime: boolean): Promise<void> {
+  await db
+    .updateTable('refresh_tokens')
+    .set(firstTime ? { rotated_at: new Date(), replaced_by: successor } : { replaced_by: successor })
+    .where('token_hash', '=', hash)
+    .execute();
+}
+
+/** Deletes a successor that was never used, returning whether it existed unused. */
+export async function deleteUnusedRefreshToken(db: Executor, hash: Buffer): Promise<boolean> {
+  const result = await db
+    .deleteFrom('refresh_tokens')
+    .where('token_hash', '=', hash)
+    .where('rotated_at', 'is', null)
+    .executeTakeFirst();
+  return result.numDeletedRows > 0n;
 }
