@@ -120,8 +120,8 @@ async function main(): Promise<void> {
       void shutdown(1);
     });
   }
-  process.on('SIGINT', () => void shutdown(0));
-  process.on('SIGTERM', () => void shutdown(0));
+  // SIGHUP too: a closed terminal must not leave the (detached) children running.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void shutdown(0));
   process.on('SIGUSR2', () => {
     if (stopping) return;
     topology.addGateway().then(
