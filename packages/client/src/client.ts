@@ -141,6 +141,8 @@ export class ParleyClient {
   private readonly typingThrottleMs: number;
   private readonly typingSentAt = new Map<string, number>();
   private firstOpen: { resolve: () => void; reject: (error: ParleyClientError) => void } | undefined;
+  /** The user whose sync state the engine and the store hold (from the tokens), if known. */
+  private stateOwner: string | undefined;
 
   constructor(options: ParleyClientOptions) {
     const fetch = options.fetch ?? globalFetch();
@@ -168,6 +170,7 @@ export class ParleyClient {
     this.rest = new RestClient(this.http, this.tokens);
     this.tokens.onChange((tokens) => this.emitter.emit('tokens', tokens));
     if (options.tokens) this.tokens.set(options.tokens);
+    this.stateOwner = this.userId;
 
     this.delivery = new OrderedDelivery({ revFloor: (conversationId) => this.engine.cursorRev(conversationId) });
     this.engine = new SyncEngine({
@@ -257,28 +260,45 @@ export class ParleyClient {
     return this.engine.stateOf(conversationId);
   }
 
-  /** Creates an account and logs in (`POST /v1/auth/register`). */
+  /**
+   * Creates an account and logs in (`POST /v1/auth/register`). Like `login`, it closes the
+   * client and clears the sync state first when the client held another user's session.
+   */
   async register(body: RegisterBody): Promise<AuthResponse> {
     const response = await this.rest.register(body);
-    this.tokens.set(response.tokens);
+    await this.adopt(response);
     return response;
   }
 
-  /** Logs in (`POST /v1/auth/login`); the tokens are kept and refreshed by the client. */
+  /**
+   * Logs in (`POST /v1/auth/login`); the tokens are kept and refreshed by the client. When
+   * the client held another user's session, it is closed first (unacknowledged sends are
+   * rejected with `CLIENT_CLOSED`) and all sync state, the store's included, is cleared:
+   * call `connect()` again for the new user.
+   */
   async login(body: LoginBody): Promise<AuthResponse> {
     const response = await this.rest.login(body);
-    this.tokens.set(response.tokens);
+    await this.adopt(response);
     return response;
   }
 
-  /** Revokes the session on the server (best effort), closes the client and forgets the tokens. */
+  /**
+   * Revokes the session on the server (best effort), closes the client, clears the sync
+   * state (memory and store) and forgets the tokens. Never rejects: local state is cleared
+   * even when the server cannot be reached, and that failure is reported through the
+   * `error` event (the session then ends on its own when its refresh token expires).
+   */
   async logout(): Promise<void> {
     try {
       if (this.tokens.current) await this.rest.logout();
-    } finally {
-      await this.close();
-      this.tokens.set(null);
+    } catch (error) {
+      const failure = toClientError(error);
+      // A session the server already ended is the outcome we wanted.
+      if (!failure.loginRequired) this.emitter.emit('error', failure);
     }
+    await this.close();
+    await this.clearLocalState();
+    this.tokens.set(null);
   }
 
   /**
@@ -390,6 +410,23 @@ export class ParleyClient {
     await this.engine.stop();
   }
 
+  /** Takes the tokens of a login; another user's session on this client is closed and its state cleared first. */
+  private async adopt(response: AuthResponse): Promise<void> {
+    if (this.stateOwner !== undefined && this.stateOwner !== response.user.id) {
+      await this.close();
+      await this.clearLocalState();
+    }
+    this.stateOwner = response.user.id;
+    this.tokens.set(response.tokens);
+  }
+
+  /** Forgets the sync state (engine, ordered delivery, store). */
+  private async clearLocalState(): Promise<void> {
+    await this.engine.clear();
+    this.typingSentAt.clear();
+    this.stateOwner = undefined;
+  }
+
   private onConnectionState(change: ConnectionStateChange): void {
     this.emitter.emit('connectionState', change);
     const waiter = this.firstOpen;
@@ -425,7 +462,10 @@ export class ParleyClient {
       case 'membership': {
         const { type: _type, ...event } = frame;
         this.emitter.emit('membership', event);
-        // A conversation to learn (joined) or to drop (left): the sync reports both.
+        // A conversation to learn (joined) or to drop (left): the sync reports both. Joined
+        // again a conversation I knew (removed and re-added): its old state no longer
+        // applies (the visible history restarts after the new joinedSeq), so start afresh.
+        if (frame.change === 'joined') this.engine.reset(frame.conversationId);
         if (frame.change === 'joined' || frame.change === 'left') this.requestSync();
         return;
       }
@@ -446,13 +486,13 @@ export class ParleyClient {
     const outcome = this.engine.ingest(message, source);
     // The socket carries a conversation's events in order, so a gap there is a real loss:
     // sync now. An ack may overtake the socket's copy of the messages before it: wait a little.
-    if (outcome.kind === 'held' && source === 'socket') this.requestSync();
+    if (outcome.kind === 'held' && source === 'socket') this.requestSync(true);
     else if (this.engine.hasOpenGap()) this.engine.checkGapsLater(this.gapGraceMs);
   }
 
-  private requestSync(): void {
+  private requestSync(forGap = false): void {
     if (!this.engine.started) return;
-    this.engine.request().catch((error: unknown) => {
+    (forGap ? this.engine.requestForGap() : this.engine.request()).catch((error: unknown) => {
       const failure = toClientError(error);
       if (failure.code !== 'CLIENT_CLOSED') this.emitter.emit('error', failure);
     });

@@ -42,8 +42,15 @@ export interface ConnectionOptions {
   authTransport: AuthTransport;
   tokens: TokenManager;
   backoff?: Partial<BackoffOptions>;
-  /** After a 1012 (draining), reconnect within this random pause. */
+  /** After a 1012 (draining), reconnect within this random pause (default 1 s). */
   drainJitterMs?: number;
+  /**
+   * After a 1006 (no close frame) of a socket that had been healthy (`stableAfterMs`),
+   * wait a random pause up to this long before the first reconnect (default 5 s): an
+   * nginx reload or a lost node cuts every socket at once, and the whole fleet must not
+   * come back within the same quarter second.
+   */
+  abnormalJitterMs?: number;
   /** From creating the socket to the server's `hello`. */
   helloTimeoutMs?: number;
   /** Default time a request waits for its reply. */
@@ -98,6 +105,8 @@ export class Connection {
   /** Bumped whenever an attempt is superseded, so late callbacks of an old one do nothing. */
   private epoch = 0;
   private readonly backoff: Backoff;
+  /** Retries of a failed in-band refresh, apart from the reconnect backoff. */
+  private readonly refreshBackoff: Backoff;
   private readonly pending = new Map<string, PendingRequest>();
   private nextRequestId = 0;
   private reconnectTimer: TimerHandle | undefined;
@@ -117,6 +126,7 @@ export class Connection {
     private readonly handlers: ConnectionHandlers,
   ) {
     this.backoff = new Backoff(options.backoff, options.random);
+    this.refreshBackoff = new Backoff(options.backoff, options.random);
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.unsubscribeTokens = options.tokens.onChange((tokens) => this.onTokensChanged(tokens));
@@ -320,7 +330,8 @@ export class Connection {
 
   /** Decides what follows a close, from the close code (see close-policy.ts). */
   private afterClose(code: number, reason: string, wasOpen: boolean, lived: number): void {
-    if (wasOpen && lived >= (this.options.stableAfterMs ?? 10_000)) this.backoff.reset();
+    const healthy = wasOpen && lived >= (this.options.stableAfterMs ?? 10_000);
+    if (healthy) this.backoff.reset();
     if (!wasOpen) this.failuresBeforeHello += 1;
     const info = { closeCode: code, ...(reason ? { closeReason: reason } : {}) };
     switch (closeAction(code)) {
@@ -348,9 +359,16 @@ export class Connection {
         return this.refreshThenReconnect(wasOpen, info);
       case 'reconnect-now':
         return this.scheduleReconnect(wasOpen ? Math.floor(this.random() * (this.options.drainJitterMs ?? 1000)) : this.backoff.next(), info);
-      case 'backoff':
+      case 'backoff': {
         if (!wasOpen && this.failuresBeforeHello % 3 === 0) this.verifySession();
-        return this.scheduleReconnect(this.backoff.next(), info);
+        const delay = this.backoff.next();
+        // A healthy socket cut without a close frame: likely every client of the node or the
+        // load balancer lost theirs at the same moment. Spread the reconnects wide.
+        if (healthy && code === ABNORMAL_CLOSE) {
+          return this.scheduleReconnect(Math.floor(this.random() * (this.options.abnormalJitterMs ?? 5000)), info);
+        }
+        return this.scheduleReconnect(delay, info);
+      }
     }
   }
 
@@ -481,6 +499,7 @@ export class Connection {
     const socket = this.socket;
     try {
       await this.options.tokens.getAccessToken();
+      this.refreshBackoff.reset();
       if (this.socket === socket && this.options.tokens.current?.accessToken === this.socketToken) this.armRefresh();
     } catch (caught) {
       if (this.socket !== socket) return;
@@ -489,7 +508,7 @@ export class Connection {
       this.handlers.onError(error);
       // Try again soon; if the token expires first, the server closes with 4001 and we refresh then.
       clearTimer(this.refreshTimer);
-      this.refreshTimer = setTimer(() => void this.refreshOnSocket(), Math.min(this.backoff.next(), 10_000));
+      this.refreshTimer = setTimer(() => void this.refreshOnSocket(), Math.min(this.refreshBackoff.next(), 10_000));
     }
   }
 

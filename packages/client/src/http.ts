@@ -10,6 +10,8 @@ export interface HttpRequest {
   body?: unknown;
   /** Access token for `Authorization: Bearer`. */
   accessToken?: string;
+  /** This call's time limit, instead of the client's default. */
+  timeoutMs?: number;
 }
 
 /** Options of {@link HttpClient}. */
@@ -49,7 +51,8 @@ export class HttpClient {
     const headers: Record<string, string> = { accept: 'application/json' };
     if (request.body !== undefined) headers['content-type'] = 'application/json';
     if (request.accessToken !== undefined) headers['authorization'] = `Bearer ${request.accessToken}`;
-    const abort = abortAfter(this.options.timeoutMs);
+    const timeoutMs = request.timeoutMs ?? this.options.timeoutMs;
+    const abort = abortAfter(timeoutMs);
     const init = {
       method: request.method,
       headers,
@@ -68,7 +71,7 @@ export class HttpClient {
     } catch (error) {
       const aborted = error instanceof Error && error.name === 'AbortError';
       throw aborted
-        ? new ParleyClientError('TIMEOUT', `${request.method} ${request.path} got no answer in ${this.options.timeoutMs} ms.`)
+        ? new ParleyClientError('TIMEOUT', `${request.method} ${request.path} got no answer in ${timeoutMs} ms.`)
         : toClientError(error, 'NETWORK_ERROR');
     } finally {
       abort.cancel();

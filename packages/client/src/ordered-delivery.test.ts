@@ -112,30 +112,50 @@ describe('OrderedDelivery', () => {
     expect(outcome.kind === 'delivered' && outcome.delivered.map((d) => d.message.body)).toEqual(['m1', 'v2']);
   });
 
-  test('an unanchored conversation holds everything until anchored', () => {
+  test('an unanchored conversation holds everything until anchored at its joinedSeq', () => {
     const delivery = new OrderedDelivery();
     expect(delivery.isAnchored(B)).toBe(false);
     expect(delivery.offer(msg(52, { conversationId: B }), 'socket')).toEqual({ kind: 'held', reason: 'unanchored' });
     expect(delivery.offer(msg(51, { conversationId: B }), 'sync')).toEqual({ kind: 'held', reason: 'unanchored' });
     // A member added at seq 50 sees 51 first.
-    expect(delivery.anchorAtLowestHeld(B).map((d) => d.message.seq)).toEqual([51, 52]);
+    expect(delivery.anchorAt(B, 50).map((d) => d.message.seq)).toEqual([51, 52]);
     expect(delivery.deliveredSeq(B)).toBe(52);
-    expect(delivery.anchor(B, 100)).toEqual([]); // already anchored: no effect
+    expect(delivery.anchorAt(B, 40)).toEqual([]); // already past it: no effect
     expect(delivery.deliveredSeq(B)).toBe(52);
   });
 
-  test('anchor never drops a held message: it moves below the lowest one', () => {
+  test('anchorAt never drops a held message: copies at or below joinedSeq come out first, in seq order', () => {
     const delivery = new OrderedDelivery();
     delivery.offer(msg(3), 'socket');
-    expect(delivery.anchor(A, 10).map((d) => d.message.seq)).toEqual([3]);
-    expect(delivery.deliveredSeq(A)).toBe(3);
+    expect(delivery.anchorAt(A, 10).map((d) => d.message.seq)).toEqual([3]);
+    expect(delivery.deliveredSeq(A)).toBe(10);
+    expect(seqs(delivery.offer(msg(11), 'socket'))).toEqual([11]);
   });
 
-  test('anchor without held messages sets the mark: the next seq is delivered, a later one is a gap', () => {
+  test('anchorAt without held messages sets the mark: the next seq is delivered, a later one is a gap', () => {
     const delivery = new OrderedDelivery();
-    expect(delivery.anchor(A, 50)).toEqual([]);
+    expect(delivery.anchorAt(A, 50)).toEqual([]);
     expect(delivery.offer(msg(52), 'socket')).toEqual({ kind: 'held', reason: 'gap' });
     expect(seqs(delivery.offer(msg(51), 'socket'))).toEqual([51, 52]);
+  });
+
+  test('removed and re-added: anchorAt moves an anchored mark up past seqs that will never come and releases what waits', () => {
+    const delivery = new OrderedDelivery();
+    delivery.restore(A, 10);
+    // Re-added at seq 20: 11..20 are not visible any more, 21 and 22 arrived live.
+    expect(delivery.offer(msg(22), 'socket')).toEqual({ kind: 'held', reason: 'gap' });
+    expect(delivery.offer(msg(21), 'socket')).toEqual({ kind: 'held', reason: 'gap' });
+    expect(delivery.anchorAt(A, 20).map((d) => d.message.seq)).toEqual([21, 22]);
+    expect(delivery.conversationsWithHeld()).toEqual([]);
+    expect(seqs(delivery.offer(msg(23), 'socket'))).toEqual([23]);
+  });
+
+  test('restore after a copy was held counts copies at or below the mark as delivered', () => {
+    const delivery = new OrderedDelivery();
+    delivery.offer(msg(4), 'socket');
+    delivery.offer(msg(6), 'socket');
+    expect(delivery.restore(A, 5).map((d) => d.message.seq)).toEqual([6]);
+    expect(delivery.heldCount(A)).toBe(0);
   });
 
   test('conversations are independent', () => {

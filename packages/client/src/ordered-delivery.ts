@@ -23,13 +23,6 @@ export type OfferOutcome =
   | { kind: 'duplicate' }
   | { kind: 'held'; reason: 'gap' | 'unanchored' };
 
-/** Smallest number of an iterable (Infinity when empty), without spreading it onto the stack. */
-function lowest(values: Iterable<number>): number {
-  let min = Infinity;
-  for (const value of values) if (value < min) min = value;
-  return min;
-}
-
 /** Options of {@link OrderedDelivery}. */
 export interface OrderedDeliveryOptions {
   /**
@@ -56,9 +49,9 @@ interface ConversationDelivery {
  * or an unknown conversation is reported as `held`, and the caller syncs.
  *
  * A conversation must be anchored (its last delivered seq known) before anything is
- * released: from the store, or by the sync engine once a full pull showed where the
- * visible history starts (a member added later sees only messages after joining, so
- * the first seq is not always 1).
+ * released: from the store, or by the sync engine from the `joinedSeq` of the
+ * conversation's summary (a member added later, or removed and added again, sees only
+ * messages after joining, so the first visible seq is not always 1).
  */
 export class OrderedDelivery {
   private readonly conversations = new Map<string, ConversationDelivery>();
@@ -82,29 +75,39 @@ export class OrderedDelivery {
     return this.deliveredSeq(conversationId) !== undefined;
   }
 
-  /** Sets the last delivered seq from stored state (before any message is offered). */
-  restore(conversationId: string, deliveredSeq: number): void {
+  /**
+   * Sets the last delivered seq from stored state. Meant for before any message is
+   * offered; copies held meanwhile at or below the mark count as already delivered.
+   */
+  restore(conversationId: string, deliveredSeq: number): Delivered[] {
     const state = this.state(conversationId);
     state.deliveredSeq = Math.max(deliveredSeq, state.deliveredSeq ?? 0);
-  }
-
-  /**
-   * Anchors an unanchored conversation: everything at or below `seq` counts as
-   * delivered. Held messages at or below `seq` are never dropped: the anchor moves below
-   * them. Returns what became deliverable.
-   */
-  anchor(conversationId: string, seq: number): Delivered[] {
-    const state = this.state(conversationId);
-    if (state.deliveredSeq !== undefined) return [];
-    state.deliveredSeq = Math.max(0, Math.min(seq, lowest(state.held.keys()) - 1));
+    for (const seq of [...state.held.keys()]) if (seq <= state.deliveredSeq) state.held.delete(seq);
     return this.release(conversationId, state);
   }
 
-  /** Anchors an unanchored conversation just below its lowest held message (which must then be the first visible). */
-  anchorAtLowestHeld(conversationId: string): Delivered[] {
-    const state = this.conversations.get(conversationId);
-    if (!state || state.deliveredSeq !== undefined || state.held.size === 0) return [];
-    return this.anchor(conversationId, lowest(state.held.keys()) - 1);
+  /**
+   * Sets where a conversation's visible history starts, as the server reports it (a
+   * summary's `joinedSeq`): seqs at or below `joinedSeq` are never sent to me. Anchors an
+   * unanchored conversation, and moves an anchored one up past seqs it can no longer
+   * receive (I was removed and added again). Held copies at or below it are released
+   * first, in seq order (nothing received is dropped), then everything that follows.
+   * Returns what became deliverable; a no-op when the mark is already at or above it.
+   */
+  anchorAt(conversationId: string, joinedSeq: number): Delivered[] {
+    const state = this.state(conversationId);
+    if (state.deliveredSeq !== undefined && state.deliveredSeq >= joinedSeq) return [];
+    const out: Delivered[] = [];
+    const below = [...state.held.keys()].filter((seq) => seq <= joinedSeq).sort((a, b) => a - b);
+    for (const seq of below) {
+      const entry = state.held.get(seq);
+      state.held.delete(seq);
+      if (!entry) continue;
+      this.remember(this.key(conversationId, seq), entry.message.rev);
+      out.push(entry);
+    }
+    state.deliveredSeq = joinedSeq;
+    return out.concat(this.release(conversationId, state));
   }
 
   /** Offers one copy of a message (new, edited or deleted, from any source). */
@@ -146,6 +149,17 @@ export class OrderedDelivery {
     return [...this.conversations].filter(([, state]) => state.held.size > 0).map(([id]) => id);
   }
 
+  /** Conversations with any delivery state (anchored, or holding messages). */
+  conversationIds(): string[] {
+    return [...this.conversations.keys()];
+  }
+
+  /** Drops everything about every conversation (logout, another user). */
+  clear(): void {
+    this.conversations.clear();
+    this.seen.clear();
+  }
+
   /** Drops everything about a conversation (the user left it). */
   forget(conversationId: string): void {
     this.conversations.delete(conversationId);
@@ -163,8 +177,6 @@ export class OrderedDelivery {
       out.push(entry);
       next += 1;
     }
-    // Copies at or below the new mark that were held in the meantime are old news.
-    for (const seq of [...state.held.keys()]) if (seq <= (state.deliveredSeq ?? 0)) state.held.delete(seq);
     return out;
   }
 

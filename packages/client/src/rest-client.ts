@@ -28,6 +28,13 @@ import type { TokenManager } from './token-manager';
 /** Codes after which one refresh and one retry may help. */
 const REFRESHABLE = new Set(['TOKEN_EXPIRED', 'UNAUTHENTICATED']);
 
+/**
+ * Time limit of `POST /v1/auth/refresh` (see `refreshTokens`). Below the server's default
+ * 30 s grace for retrying a refresh whose reply was lost, so a retry after a timeout is
+ * still taken as a retry, not as reuse of a stolen token.
+ */
+export const REFRESH_TIMEOUT_MS = 20_000;
+
 const enc = encodeURIComponent;
 const conv = (conversationId: string) => `/v1/conversations/${enc(conversationId)}`;
 
@@ -74,9 +81,13 @@ export class RestClient {
     return this.http.request({ method: 'POST', path: '/v1/auth/login', body });
   }
 
-  /** `POST /v1/auth/refresh`: rotates the tokens. Prefer `TokenManager.refresh`, which is single-flight. */
-  refreshTokens(refreshToken: string): Promise<Tokens> {
-    return this.http.request({ method: 'POST', path: '/v1/auth/refresh', body: { refreshToken } });
+  /**
+   * `POST /v1/auth/refresh`: rotates the tokens. Prefer `TokenManager.refresh`, which is
+   * single-flight. Its time limit is long (60 s by default): once the server has rotated
+   * the token, aborting the call loses the only copy of the new one.
+   */
+  refreshTokens(refreshToken: string, timeoutMs = REFRESH_TIMEOUT_MS): Promise<Tokens> {
+    return this.http.request({ method: 'POST', path: '/v1/auth/refresh', body: { refreshToken }, timeoutMs });
   }
 
   /** `POST /v1/auth/logout`: revokes the current session. */

@@ -21,7 +21,7 @@ function msg(conversationId: string, seq: number, rev: number, body: string | nu
   };
 }
 
-function summary(id: string, lastSeq: number, lastRev: number, lastReadSeq = 0): ConversationSummary {
+function summary(id: string, lastSeq: number, lastRev: number, lastReadSeq = 0, joinedSeq = 0): ConversationSummary {
   return {
     id,
     kind: 'group',
@@ -32,6 +32,7 @@ function summary(id: string, lastSeq: number, lastRev: number, lastReadSeq = 0):
     lastSeq,
     lastRev,
     lastReadSeq,
+    joinedSeq,
     unreadCount: lastSeq - lastReadSeq,
     lastMessage: null,
     lastActivityAt: '2026-01-01T00:00:00.000Z',
@@ -91,6 +92,7 @@ function engineWith(api: { sync(body: SyncBody): Promise<SyncResponse> }, stored
     store,
     callbacks: log.callbacks,
     backoff: { initialMs: 1, maxMs: 1, jitter: 0 },
+    gapBackoff: { initialMs: 1000, maxMs: 8000, jitter: 0 },
   });
   holder.engine = engine;
   engine.start();
@@ -130,7 +132,7 @@ describe('SyncEngine', () => {
   test('a member added later is anchored at their first visible message', async () => {
     const { api } = scripted([
       page({
-        conversations: [summary(B, 52, 60, 50)],
+        conversations: [summary(B, 52, 60, 50, 50)],
         messages: [msg(B, 52, 56), msg(B, 51, 57, 'edited')],
         cursors: [{ conversationId: B, rev: 60 }],
       }),
@@ -142,7 +144,7 @@ describe('SyncEngine', () => {
   });
 
   test('a conversation with nothing visible yet is anchored by its summary, so its next message is delivered at once', async () => {
-    const { api } = scripted([page({ conversations: [summary(B, 50, 70, 50)], cursors: [{ conversationId: B, rev: 70 }] })]);
+    const { api } = scripted([page({ conversations: [summary(B, 50, 70, 50, 50)], cursors: [{ conversationId: B, rev: 70 }] })]);
     const { engine, events } = engineWith(api);
     await engine.request();
     expect(engine.stateOf(B)).toEqual({ rev: 70, deliveredSeq: 50, lastReadSeq: 50 });
@@ -214,5 +216,151 @@ describe('SyncEngine', () => {
     await engine.request();
     expect(events.filter((e) => e.startsWith('read'))).toEqual(['read a 7']);
     expect(bodies[1]?.cursors).toEqual([{ conversationId: A, rev: 9, lastReadSeq: 7 }]);
+  });
+
+  test('removed and re-added while away: joinedSeq moves delivery past the seqs that will never come, and the cursor follows', async () => {
+    const { api } = scripted([
+      page({
+        conversations: [summary(A, 22, 40, 20, 20)],
+        messages: [msg(A, 21, 39), msg(A, 22, 40)],
+        cursors: [{ conversationId: A, rev: 40 }],
+      }),
+    ]);
+    const { engine, events, store } = engineWith(api, { [A]: { rev: 12, deliveredSeq: 10 } });
+    await engine.request();
+    expect(events.filter((e) => e.startsWith('message'))).toEqual(['message 21@39', 'message 22@40']);
+    expect(store.load()[A]).toEqual({ rev: 40, deliveredSeq: 22, lastReadSeq: 20 });
+    expect(engine.hasOpenGap()).toBe(false);
+    expect(engine.ingest(msg(A, 23, 41), 'socket').kind).toBe('delivered');
+  });
+
+  test('a joined frame for a known conversation resets it; a page asked for before the reset is ignored for it', async () => {
+    let release: (() => void) | undefined;
+    const bodies: SyncBody[] = [];
+    const responses = [
+      // Asked for before the reset: an old view of A.
+      page({ conversations: [summary(A, 12, 13)], messages: [msg(A, 11, 13)], cursors: [{ conversationId: A, rev: 13 }] }),
+      page({ conversations: [summary(A, 21, 30, 20, 20)], messages: [msg(A, 21, 30)], cursors: [{ conversationId: A, rev: 30 }] }),
+    ];
+    const api = {
+      sync: async (body: SyncBody) => {
+        bodies.push(structuredClone(body));
+        if (bodies.length === 1) await new Promise<void>((resolve) => (release = resolve));
+        return responses.shift()!;
+      },
+    };
+    const { engine, events, store } = engineWith(api, { [A]: { rev: 12, deliveredSeq: 10 } });
+    await engine.load();
+    const running = engine.request();
+    await Promise.resolve();
+    expect(engine.reset(A)).toBe(true);
+    expect(engine.reset(B)).toBe(false);
+    const again = engine.request();
+    release?.();
+    await Promise.all([running, again]);
+    expect(bodies.map((b) => b.cursors)).toEqual([[{ conversationId: A, rev: 12 }], []]);
+    expect(events.filter((e) => e.startsWith('message') || e.startsWith('removed'))).toEqual(['message 21@30']);
+    expect(store.load()[A]).toEqual({ rev: 30, deliveredSeq: 21, lastReadSeq: 20 });
+  });
+
+  test('a long first pull delivers and commits page by page; a failure resumes from the last page applied', async () => {
+    const { api, bodies } = scripted([
+      page({ conversations: [summary(A, 4, 4)], messages: [msg(A, 1, 1), msg(A, 2, 2)], cursors: [{ conversationId: A, rev: 2 }], hasMore: true }),
+      new ParleyClientError('UNAVAILABLE', 'database down', { status: 503 }),
+      page({ conversations: [summary(A, 4, 4)], messages: [msg(A, 3, 3), msg(A, 4, 4)], cursors: [{ conversationId: A, rev: 4 }] }),
+    ]);
+    const { engine, events, store } = engineWith(api);
+    const seenAtFailure: string[] = [];
+    const sync = api.sync;
+    api.sync = async (body) => {
+      if (bodies.length === 1) seenAtFailure.push(...events.filter((e) => e.startsWith('message')));
+      return sync(body);
+    };
+    await engine.request();
+    // The first page was shown before the second was asked for, and the retry continued from rev 2.
+    expect(seenAtFailure).toEqual(['message 1@1', 'message 2@2']);
+    expect(bodies.map((b) => b.cursors[0]?.rev)).toEqual([undefined, 2, 2]);
+    expect(events.filter((e) => e.startsWith('message'))).toEqual(['message 1@1', 'message 2@2', 'message 3@3', 'message 4@4']);
+    expect(store.load()[A]).toEqual({ rev: 4, deliveredSeq: 4, lastReadSeq: 0 });
+  });
+
+  test('a copy from a conversation I left is forgotten by the next pull and does not keep a gap open', async () => {
+    const { api } = scripted([page({ removed: [B] }), page({})]);
+    const { engine } = engineWith(api, { [A]: { rev: 3, deliveredSeq: 3 } });
+    await engine.load();
+    // The ack of a retried send to B, which I left meanwhile (never known, or known and removed).
+    expect(engine.ingest(msg(B, 7, 9), 'send').kind).toBe('held');
+    expect(engine.hasOpenGap()).toBe(true); // not checked by a pull yet
+    await engine.request();
+    expect(engine.hasOpenGap()).toBe(false);
+    expect(engine.ingest(msg(B, 8, 10), 'send').kind).toBe('held');
+    await engine.request();
+    expect(engine.hasOpenGap()).toBe(false);
+  });
+
+  test('a gap the server cannot fill: follow-up pulls and gap-triggered pulls wait a growing delay, no storm', async () => {
+    jest.useFakeTimers();
+    try {
+      let calls = 0;
+      // The server never sends seq 4 (A is stuck with 5 held).
+      const api = {
+        sync: async (): Promise<SyncResponse> => {
+          calls += 1;
+          return page({ cursors: [{ conversationId: A, rev: 10 }] });
+        },
+      };
+      const { engine } = engineWith(api, { [A]: { rev: 3, deliveredSeq: 3 } });
+      await engine.load();
+      expect(engine.ingest(msg(A, 5, 5), 'socket').kind).toBe('held');
+      const first = engine.requestForGap();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(calls).toBe(1);
+      // Live messages keep arriving behind the gap: they do not start pulls of their own.
+      for (let seq = 6; seq < 16; seq += 1) {
+        expect(engine.ingest(msg(A, seq, seq), 'socket').kind).toBe('held');
+        void engine.requestForGap();
+      }
+      await jest.advanceTimersByTimeAsync(999);
+      expect(calls).toBe(1);
+      await jest.advanceTimersByTimeAsync(1); // follow-up 1 after 1 s
+      expect(calls).toBe(2);
+      await jest.advanceTimersByTimeAsync(2000); // follow-up 2 after 2 s
+      expect(calls).toBe(3);
+      await jest.advanceTimersByTimeAsync(4000); // follow-up 3 after 4 s
+      expect(calls).toBe(4);
+      await first;
+      for (let seq = 16; seq < 30; seq += 1) {
+        engine.ingest(msg(A, seq, seq), 'socket');
+        void engine.requestForGap();
+      }
+      await jest.advanceTimersByTimeAsync(7999);
+      expect(calls).toBe(4);
+      await jest.advanceTimersByTimeAsync(1); // one deferred pull, after the capped delay
+      expect(calls).toBe(5);
+      await engine.stop();
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  test('clear forgets all state, in memory, in ordered delivery and in the store, and drops a pull in flight', async () => {
+    let release: (() => void) | undefined;
+    const api = {
+      sync: async (): Promise<SyncResponse> => {
+        await new Promise<void>((resolve) => (release = resolve));
+        return page({ conversations: [summary(B, 1, 1)], messages: [msg(B, 1, 1)], cursors: [{ conversationId: B, rev: 1 }] });
+      },
+    };
+    const { engine, delivery, events, store } = engineWith(api, { [A]: { rev: 3, deliveredSeq: 3 } });
+    await engine.load();
+    const running = engine.request();
+    await Promise.resolve();
+    await engine.clear();
+    release?.();
+    await expect(running).rejects.toMatchObject({ code: 'CLIENT_CLOSED' });
+    expect(store.load()).toEqual({});
+    expect(engine.knownConversations()).toEqual([]);
+    expect(delivery.isAnchored(A)).toBe(false);
+    expect(events).toEqual([]);
   });
 });

@@ -42,6 +42,12 @@ export interface SyncEngineOptions {
   backoff?: Partial<BackoffOptions>;
   /** Follow-up pulls allowed in a row when a pull ends with a gap still open (messages arriving meanwhile). */
   maxFollowUps?: number;
+  /**
+   * Delays before a follow-up pull, and before a gap-triggered pull while the last pull
+   * ended with a gap still open (default 1 s doubling to 30 s), so a gap the server cannot
+   * fill never turns every live message into a burst of pulls.
+   */
+  gapBackoff?: Partial<BackoffOptions>;
 }
 
 /**
@@ -53,6 +59,10 @@ export interface SyncEngineOptions {
  * client skip anything. Live changes (socket, acks) advance the cursor too, one rev at a
  * time, so the next pull does not fetch them again.
  *
+ * Each conversation is anchored from its summary's `joinedSeq` in the page that first
+ * shows it, so a long first pull delivers, and commits its cursor, page by page: a pull
+ * that fails halfway resumes from the last page applied.
+ *
  * Pulls are coalesced: a request while one runs schedules one more run after it.
  */
 export class SyncEngine {
@@ -62,6 +72,15 @@ export class SyncEngine {
   private readonly dirty = new Set<string>();
   private readonly removedIds = new Set<string>();
   private readonly backoff: Backoff;
+  private readonly gapBackoff: Backoff;
+  /** Cursors returned by the pages of the running pull (may run ahead of the committed ones). */
+  private working = new Map<string, number>();
+  /** Bumped by `clear()`: a pull of an earlier session drops what it fetched. */
+  private generation = 0;
+  /** Counts `reset()`s; per conversation, the count at its last reset. */
+  private resets = 0;
+  private readonly resetAt = new Map<string, number>();
+  private followUpSleep = false;
   private readonly pageLimit: number;
   private readonly maxFollowUps: number;
   private loading: Promise<void> | null = null;
@@ -76,6 +95,7 @@ export class SyncEngine {
 
   constructor(private readonly options: SyncEngineOptions) {
     this.backoff = new Backoff(options.backoff);
+    this.gapBackoff = new Backoff({ initialMs: 1000, maxMs: 30_000, ...options.gapBackoff });
     this.pageLimit = options.pageLimit ?? 200;
     this.maxFollowUps = options.maxFollowUps ?? 3;
   }
@@ -93,7 +113,9 @@ export class SyncEngine {
       for (const [conversationId, state] of Object.entries(stored)) {
         if (this.states.has(conversationId)) continue;
         this.states.set(conversationId, { ...state });
-        if (state.deliveredSeq !== undefined) this.options.delivery.restore(conversationId, state.deliveredSeq);
+        if (state.deliveredSeq === undefined) continue;
+        const released = this.options.delivery.restore(conversationId, state.deliveredSeq);
+        if (released.length > 0) this.options.callbacks.delivered(released);
       }
     })();
     return this.loading;
@@ -136,9 +158,15 @@ export class SyncEngine {
    * finished; rejects when it fails for good (not retryable, or the engine stopped).
    */
   request(): Promise<void> {
+    return this.startPull(true);
+  }
+
+  private startPull(explicit: boolean): Promise<void> {
     if (this.stopped) return Promise.reject(new ParleyClientError('CLIENT_CLOSED', 'The client is closed.'));
     if (this.running) {
       this.pending = true;
+      // An explicit request (reconnect, resync, syncNow) does not wait out a gap follow-up's delay.
+      if (explicit && this.followUpSleep) this.sleeper?.wake();
       return this.running;
     }
     const run = this.loop().finally(() => {
@@ -176,6 +204,73 @@ export class SyncEngine {
     return outcome;
   }
 
+  /**
+   * A pull because a gap was seen (a held socket message). Runs at once, unless the last
+   * pull ended with a gap still open: then it waits for the gap backoff, so a gap the
+   * server cannot fill costs one pull per backoff step, not one per live message.
+   */
+  requestForGap(): Promise<void> {
+    if (this.stopped) return Promise.reject(new ParleyClientError('CLIENT_CLOSED', 'The client is closed.'));
+    if (this.gapBackoff.attempt === 0) return this.startPull(false);
+    // The running pull's follow-ups (themselves delayed) cover it.
+    if (this.running) return this.running;
+    if (this.checkTimer === undefined) this.checkGapsLater(this.gapBackoff.next());
+    return Promise.resolve();
+  }
+
+  /**
+   * Forgets everything about a conversation without reporting it removed (I was added to
+   * it again: its old cursor and delivered seq no longer apply), then the caller syncs.
+   * Returns false when it was not known.
+   */
+  reset(conversationId: string): boolean {
+    if (!this.states.has(conversationId)) return false;
+    this.resets += 1;
+    this.resetAt.set(conversationId, this.resets);
+    this.states.delete(conversationId);
+    this.working.delete(conversationId);
+    this.appliedAbove.delete(conversationId);
+    this.options.delivery.forget(conversationId);
+    this.dirty.delete(conversationId);
+    this.removedIds.add(conversationId);
+    this.scheduleFlush();
+    return true;
+  }
+
+  /**
+   * Forgets all sync state, in memory and in the store (logout, or another user logs in
+   * on this client), and stops. A pull under way drops what it fetched. `start()` again
+   * for the next session.
+   */
+  async clear(): Promise<void> {
+    this.generation += 1;
+    await this.stop();
+    this.running = null;
+    this.pending = false;
+    let ids = [...this.states.keys()];
+    if (!this.loading) {
+      // Never loaded: the store may still hold the previous session's state.
+      try {
+        ids = Object.keys(await this.options.store.load());
+      } catch (error) {
+        this.options.callbacks.error(
+          new ParleyClientError('STORE_FAILED', 'The sync-state store could not be read.', { cause: error }),
+        );
+      }
+    }
+    this.states.clear();
+    this.working = new Map();
+    this.appliedAbove.clear();
+    this.resetAt.clear();
+    this.dirty.clear();
+    for (const id of ids) this.removedIds.add(id);
+    this.options.delivery.clear();
+    this.gapBackoff.reset();
+    this.backoff.reset();
+    this.loading = null;
+    await this.flush();
+  }
+
   /** Records my own read marker (from an ack or a `read` frame about me); it only moves forward. */
   noteOwnRead(conversationId: string, lastReadSeq: number): boolean {
     const state = this.states.get(conversationId);
@@ -194,7 +289,7 @@ export class SyncEngine {
     this.checkTimer = setTimer(() => {
       this.checkTimer = undefined;
       if (this.stopped || !this.hasOpenGap()) return;
-      this.request().catch((error: unknown) => this.options.callbacks.error(toClientError(error)));
+      this.startPull(false).catch((error: unknown) => this.options.callbacks.error(toClientError(error)));
     }, delayMs);
   }
 
@@ -203,9 +298,13 @@ export class SyncEngine {
     return !this.stopped;
   }
 
-  /** True when some conversation waits for a missing seq or rev. */
+  /**
+   * True when some conversation waits for a missing seq or rev. Held copies of a
+   * conversation I am not a member of (an ack after I left) do not count once a pull has
+   * confirmed it: a pull forgets them.
+   */
   hasOpenGap(): boolean {
-    return this.options.delivery.conversationsWithHeld().length > 0 || this.appliedAbove.size > 0;
+    return this.heldGap() || this.appliedAbove.size > 0;
   }
 
   /** Writes pending state changes to the store now. */
@@ -214,19 +313,38 @@ export class SyncEngine {
     return this.flushing;
   }
 
+  /** Held messages in known conversations, or in unknown ones not checked by a pull yet. */
+  private heldGap(): boolean {
+    return this.options.delivery.conversationsWithHeld().length > 0;
+  }
+
   private async loop(): Promise<void> {
+    const generation = this.generation;
     let followUps = 0;
     do {
       this.pending = false;
       const gapLeft = await this.runWithRetry();
-      if (gapLeft && followUps < this.maxFollowUps) {
+      if (!gapLeft) {
+        this.gapBackoff.reset();
+        continue;
+      }
+      const delay = this.gapBackoff.next();
+      if (followUps < this.maxFollowUps) {
         followUps += 1;
+        this.followUpSleep = true;
+        try {
+          await this.sleep(delay);
+        } finally {
+          this.followUpSleep = false;
+        }
+        if (generation !== this.generation) return;
         this.pending = true;
       }
-    } while (this.pending && !this.stopped);
+    } while (this.pending && !this.stopped && generation === this.generation);
   }
 
   private async runWithRetry(): Promise<boolean> {
+    const generation = this.generation;
     for (;;) {
       try {
         const gapLeft = await this.runOnce();
@@ -234,7 +352,9 @@ export class SyncEngine {
         return gapLeft;
       } catch (caught) {
         const error = toClientError(caught);
-        if (this.stopped) throw new ParleyClientError('CLIENT_CLOSED', 'The client is closed.', { cause: error });
+        if (this.stopped || generation !== this.generation) {
+          throw new ParleyClientError('CLIENT_CLOSED', 'The client is closed.', { cause: error });
+        }
         if (error.retry !== 'backoff') throw error;
         this.options.callbacks.error(error);
         await this.sleep(Math.max(this.backoff.next(), error.retryAfterMs ?? 0));
@@ -245,78 +365,58 @@ export class SyncEngine {
 
   /** One complete pull; returns true when a gap is still open at the end. */
   private async runOnce(): Promise<boolean> {
+    const generation = this.generation;
+    const closed = () => this.stopped || generation !== this.generation;
     await this.load();
-    const working = new Map<string, number>();
-    const summaries = new Map<string, ConversationSummary>();
-    /** Lowest seq pulled per conversation this run: where an unanchored conversation's visible history starts. */
-    const pulledMinSeq = new Map<string, number>();
+    this.working = new Map();
     const stats: SyncStats = { pages: 0, messages: 0, conversations: 0 };
     for (;;) {
-      if (this.stopped) throw new ParleyClientError('CLIENT_CLOSED', 'The client is closed.');
-      const page = await this.options.api.sync({ cursors: this.cursors(working), limit: this.pageLimit });
-      if (this.stopped) throw new ParleyClientError('CLIENT_CLOSED', 'The client is closed.');
+      if (closed()) throw new ParleyClientError('CLIENT_CLOSED', 'The client is closed.');
+      const resetsBefore = this.resets;
+      const page = await this.options.api.sync({ cursors: this.cursors(), limit: this.pageLimit });
+      if (closed()) throw new ParleyClientError('CLIENT_CLOSED', 'The client is closed.');
       stats.pages += 1;
       stats.messages += page.messages.length;
       stats.conversations += page.conversations.length;
-      this.applyPage(page, working, summaries, pulledMinSeq);
+      this.applyPage(page, resetsBefore);
       if (!page.hasMore) break;
     }
-    for (const conversationId of this.states.keys()) {
-      if (!this.options.delivery.isAnchored(conversationId)) {
-        this.anchor(conversationId, working, summaries.get(conversationId), pulledMinSeq.get(conversationId));
-      }
-      this.commit(conversationId, working.get(conversationId));
+    for (const conversationId of this.states.keys()) this.commit(conversationId, this.working.get(conversationId));
+    // What is held for a conversation I am not a member of (a late ack after I left) never comes.
+    for (const conversationId of this.options.delivery.conversationIds()) {
+      if (!this.states.has(conversationId)) this.options.delivery.forget(conversationId);
     }
     await this.flush();
+    if (closed()) throw new ParleyClientError('CLIENT_CLOSED', 'The client is closed.');
     this.options.callbacks.synced(stats);
-    return this.options.delivery.conversationsWithHeld().length > 0;
+    return this.heldGap();
   }
 
-  private applyPage(
-    page: SyncResponse,
-    working: Map<string, number>,
-    summaries: Map<string, ConversationSummary>,
-    pulledMinSeq: Map<string, number>,
-  ): void {
-    for (const conversationId of page.removed) this.forget(conversationId);
+  /** Applies one page; parts about a conversation reset after the page was asked for are stale and skipped. */
+  private applyPage(page: SyncResponse, resetsBefore: number): void {
+    const stale = (conversationId: string) => (this.resetAt.get(conversationId) ?? 0) > resetsBefore;
+    for (const conversationId of page.removed) if (!stale(conversationId)) this.forget(conversationId);
     for (const summary of page.conversations) {
-      summaries.set(summary.id, summary);
+      if (stale(summary.id)) continue;
       this.ensure(summary.id);
       this.options.callbacks.conversation(summary);
       if (this.noteOwnRead(summary.id, summary.lastReadSeq)) this.options.callbacks.ownRead(summary.id, summary.lastReadSeq);
+      // Seqs up to joinedSeq are never sent to me: start there (or skip up to it after a re-add).
+      const released = this.options.delivery.anchorAt(summary.id, summary.joinedSeq);
+      if (released.length > 0) this.options.callbacks.delivered(released);
+      this.markDirty(summary.id);
     }
     for (const message of page.messages) {
+      if (stale(message.conversationId)) continue;
       this.ensure(message.conversationId);
-      const lowest = pulledMinSeq.get(message.conversationId);
-      if (lowest === undefined || message.seq < lowest) pulledMinSeq.set(message.conversationId, message.seq);
       this.ingest(message, 'sync');
     }
     for (const cursor of page.cursors) {
+      if (stale(cursor.conversationId)) continue;
       this.ensure(cursor.conversationId);
-      working.set(cursor.conversationId, Math.max(working.get(cursor.conversationId) ?? 0, cursor.rev));
-      this.commit(cursor.conversationId, working.get(cursor.conversationId));
+      this.working.set(cursor.conversationId, Math.max(this.working.get(cursor.conversationId) ?? 0, cursor.rev));
+      this.commit(cursor.conversationId, this.working.get(cursor.conversationId));
     }
-  }
-
-  /**
-   * Finds where an unanchored conversation's visible history starts, after a complete
-   * pull. A conversation is unanchored only while no pull has shown it any message, so
-   * the lowest seq pulled now is its first visible message; with none pulled, a summary
-   * no newer than the cursor says its last seq (everything up to it is invisible to me).
-   */
-  private anchor(
-    conversationId: string,
-    working: Map<string, number>,
-    summary: ConversationSummary | undefined,
-    pulledMin: number | undefined,
-  ): void {
-    const covered = Math.max(this.cursorRev(conversationId), working.get(conversationId) ?? 0);
-    let released: Delivered[] = [];
-    if (pulledMin !== undefined) released = this.options.delivery.anchor(conversationId, pulledMin - 1);
-    else if (summary && summary.lastRev <= covered) released = this.options.delivery.anchor(conversationId, summary.lastSeq);
-    else return;
-    if (released.length > 0) this.options.callbacks.delivered(released);
-    this.markDirty(conversationId);
   }
 
   /** Moves the stored cursor toward `target`, never past a held message. */
@@ -357,10 +457,10 @@ export class SyncEngine {
     if (above.size === 0) this.appliedAbove.delete(conversationId);
   }
 
-  private cursors(working: Map<string, number>): SyncCursor[] {
+  private cursors(): SyncCursor[] {
     return [...this.states].map(([conversationId, state]) => ({
       conversationId,
-      rev: Math.max(state.rev, working.get(conversationId) ?? 0),
+      rev: Math.max(state.rev, this.working.get(conversationId) ?? 0),
       ...(state.lastReadSeq === undefined ? {} : { lastReadSeq: state.lastReadSeq }),
     }));
   }

@@ -89,7 +89,7 @@ describe('TokenManager', () => {
 
   test('a refused refresh (session over) clears the tokens and tells listeners; a network failure keeps them', async () => {
     const server = controlledRefresh();
-    const manager = new TokenManager({ refresh: server.refresh, now: () => now });
+    const manager = new TokenManager({ refresh: server.refresh, now: () => now, unknownOutcomeRetryDelaysMs: [] });
     const seen: Array<string | null> = [];
     manager.onChange((t) => seen.push(t?.refreshToken ?? null));
     manager.set(tokens(1));
@@ -105,6 +105,43 @@ describe('TokenManager', () => {
     expect(manager.current).toBeNull();
     expect(seen).toEqual(['refresh-1', null]);
     await expect(manager.getAccessToken()).rejects.toMatchObject({ code: 'NOT_LOGGED_IN' });
+  });
+
+  test('a refresh whose outcome is unknown (timeout, network) presents the same token again, quickly, within the one flight', async () => {
+    jest.useFakeTimers();
+    try {
+      const server = controlledRefresh();
+      const manager = new TokenManager({ refresh: server.refresh, now: () => now });
+      manager.set(tokens(1));
+      const first = manager.refresh();
+      const joined = manager.refresh(); // shares the flight, retries included
+      server.waiting[0]?.reject(new ParleyClientError('TIMEOUT', 'no answer'));
+      await jest.advanceTimersByTimeAsync(0);
+      expect(server.calls).toEqual(['refresh-1', 'refresh-1']); // the first retry is immediate
+      server.waiting[1]?.reject(new ParleyClientError('NETWORK_ERROR', 'reset'));
+      await jest.advanceTimersByTimeAsync(1999);
+      expect(server.calls).toHaveLength(2);
+      await jest.advanceTimersByTimeAsync(1);
+      expect(server.calls).toEqual(['refresh-1', 'refresh-1', 'refresh-1']);
+      // Within the server's grace period the same token yields a fresh pair.
+      server.waiting[2]?.resolve(tokens(2));
+      await expect(first).resolves.toMatchObject({ refreshToken: 'refresh-2' });
+      await expect(joined).resolves.toMatchObject({ refreshToken: 'refresh-2' });
+
+      // Retries exhausted: the error surfaces, the tokens stay (the caller tries again later).
+      const again = manager.refresh();
+      const failure = expect(again).rejects.toMatchObject({ code: 'TIMEOUT' });
+      for (let index = 3; index < 6; index += 1) {
+        await jest.advanceTimersByTimeAsync(0);
+        server.waiting[index]?.reject(new ParleyClientError('TIMEOUT', 'no answer'));
+        await jest.advanceTimersByTimeAsync(2000);
+      }
+      await failure;
+      expect(server.calls.slice(3)).toEqual(['refresh-2', 'refresh-2', 'refresh-2']);
+      expect(manager.current?.refreshToken).toBe('refresh-2');
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   test('a refresh that ends after a logout does not bring the session back', async () => {

@@ -1,6 +1,6 @@
 import type { Tokens } from '@parley/protocol';
-import { isLoginRequired, ParleyClientError } from './errors';
-import { decodeBase64Url } from './platform';
+import { isLoginRequired, ParleyClientError, toClientError } from './errors';
+import { decodeBase64Url, setTimer } from './platform';
 
 /** What the access token says about itself (read, not verified: the server verifies). */
 export interface AccessClaims {
@@ -21,7 +21,18 @@ export interface TokenManagerOptions {
    * the token's lifetime, so short-lived tokens are not refreshed on every call.
    */
   refreshLeadMs?: number;
+  /**
+   * Pauses before presenting the same refresh token again after a refresh whose outcome
+   * is unknown (`TIMEOUT`, `NETWORK_ERROR`: the server may have rotated the token and the
+   * reply was lost). One retry per entry; default `[0, 2000]`. The server accepts the same
+   * refresh token again for a short grace period (30 s) while its successor is unused, so
+   * these retries must come quickly.
+   */
+  unknownOutcomeRetryDelaysMs?: readonly number[];
 }
+
+/** Codes after which a refresh may or may not have happened on the server. */
+const OUTCOME_UNKNOWN = new Set(['TIMEOUT', 'NETWORK_ERROR']);
 
 /**
  * Holds the session's tokens and refreshes them. Refreshes are single-flight: every
@@ -132,7 +143,7 @@ export class TokenManager {
     const generation = this.generation;
     const run = (async () => {
       try {
-        const next = await this.options.refresh(tokens.refreshToken);
+        const next = await this.refreshWithRetries(tokens.refreshToken, generation);
         if (this.generation === generation) this.set(next);
         // A logout or another login happened meanwhile: theirs wins.
         if (!this.tokens) throw new ParleyClientError('NOT_LOGGED_IN', 'Logged out during a refresh.');
@@ -147,5 +158,22 @@ export class TokenManager {
     });
     this.inflight = settled;
     return settled;
+  }
+
+  /** One refresh call, presented again with the same token while its outcome is unknown. */
+  private async refreshWithRetries(refreshToken: string, generation: number): Promise<Tokens> {
+    const delays = this.options.unknownOutcomeRetryDelaysMs ?? [0, 2000];
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await this.options.refresh(refreshToken);
+      } catch (error) {
+        const delay = delays[attempt];
+        if (delay === undefined || generation !== this.generation || !OUTCOME_UNKNOWN.has(toClientError(error).code)) {
+          throw error;
+        }
+        await new Promise<void>((resolve) => setTimer(resolve, delay));
+        if (generation !== this.generation) throw error;
+      }
+    }
   }
 }

@@ -230,4 +230,79 @@ describe('offline sync', () => {
       [phone.user.id, 2],
     ]);
   });
+
+  test('removed and re-added to a group: later messages arrive, and the cursor advances with no gap left', async () => {
+    const owner = await registered();
+    const carol = await registered();
+    const group = await owner.client.rest.createGroup({ title: 'g', memberIds: [carol.user.id] });
+    await owner.client.send(group.id, 'one');
+    await carol.client.syncNow();
+    expect(bodies(carol.log.messages)).toEqual(['1:one']);
+
+    await owner.client.rest.removeMember(group.id, carol.user.id);
+    await owner.client.send(group.id, 'while away');
+    await owner.client.rest.addMembers(group.id, { userIds: [carol.user.id] });
+    await owner.client.send(group.id, 'welcome back');
+    await carol.client.syncNow();
+    expect(bodies(carol.log.messages)).toEqual(['1:one', '3:welcome back']);
+    const state = carol.client.conversationState(group.id);
+    expect(state).toMatchObject({ deliveredSeq: 3 });
+
+    await owner.client.send(group.id, 'and more');
+    await carol.client.syncNow();
+    expect(bodies(carol.log.messages)).toEqual(['1:one', '3:welcome back', '4:and more']);
+    expect(carol.client.conversationState(group.id)!.rev).toBeGreaterThan(state!.rev);
+    expect(carol.log.errors).toEqual([]);
+  });
+});
+
+describe('logout and another login', () => {
+  test('logout clears the sync state and the store, even when the server cannot be reached, and reports that on error', async () => {
+    const store = new MemorySyncStateStore();
+    const alice = await registered({ store });
+    const bob = await registered();
+    const direct = await bob.client.rest.openDirect(alice.user.id);
+    await bob.client.send(direct.id, 'hi');
+    await alice.client.syncNow();
+    expect(Object.keys(store.load())).toEqual([direct.id]);
+
+    const realFetch = alice.fetch;
+    // The network is gone for the logout call.
+    (alice.client as unknown as { http: { options: { fetch: unknown } } }).http.options.fetch = async () => {
+      throw new TypeError('fetch failed');
+    };
+    await expect(alice.client.logout()).resolves.toBeUndefined();
+    expect(alice.log.errors.some((e) => e.startsWith('NETWORK_ERROR'))).toBe(true);
+    expect(alice.client.tokens.current).toBeNull();
+    expect(alice.client.conversationState(direct.id)).toBeUndefined();
+    expect(store.load()).toEqual({});
+    (alice.client as unknown as { http: { options: { fetch: unknown } } }).http.options.fetch = realFetch;
+
+    // Logging in again as the same user pulls everything afresh.
+    await alice.client.login({ username: alice.username, password: PASSWORD });
+    await alice.client.syncNow();
+    expect(bodies(alice.log.messages)).toEqual(['1:hi', '1:hi']);
+  });
+
+  test('a login as another user on the same client starts from nothing', async () => {
+    const store = new MemorySyncStateStore();
+    const alice = await registered({ store });
+    const bob = await registered();
+    const direct = await bob.client.rest.openDirect(alice.user.id);
+    await bob.client.send(direct.id, 'for alice');
+    await alice.client.syncNow();
+    expect(alice.client.conversationState(direct.id)).toBeDefined();
+
+    const carol = await registered();
+    const other = await carol.client.rest.openDirect(bob.user.id);
+    await carol.client.send(other.id, 'for bob');
+    // Bob's session on Alice's client (no logout in between).
+    await alice.client.login({ username: bob.username, password: PASSWORD });
+    expect(alice.client.conversationState(direct.id)).toBeUndefined();
+    expect(store.load()).toEqual({});
+    await alice.client.syncNow();
+    const seen = alice.log.messages.map((m) => `${m.conversationId === direct.id ? 'direct' : 'other'} ${m.seq}:${m.body}`);
+    // Bob sees both of his conversations from the start, Alice's earlier delivery state no longer hides anything.
+    expect(seen.slice(1).sort()).toEqual(['direct 1:for alice', 'other 1:for bob']);
+  });
 });
