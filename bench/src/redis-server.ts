@@ -11,6 +11,9 @@ export async function startPrivateRedis(port: number): Promise<{ url: string; st
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
     { stdio: 'ignore' },
   );
+  // Never outlive the benchmark, even when it crashes.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (await canConnect(port)) break;
@@ -20,6 +23,7 @@ export async function startPrivateRedis(port: number): Promise<{ url: string; st
   return {
     url: `redis://127.0.0.1:${port}`,
     stop: async () => {
+      process.off('exit', killOnExit);
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
     },
