@@ -93,9 +93,18 @@ export class Gateway {
       handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
       perMessageDeflate: false,
     });
-    this.server = createServer((request, response) => void this.onHttpRequest(request, response));
+    this.server = createServer((request, response) => {
+      this.onHttpRequest(request, response).catch((error: unknown) => {
+        logger.error({ err: error, url: request.url }, 'http request failed');
+        if (!response.headersSent) response.writeHead(500).end();
+      });
+    });
     this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      void this.onUpgrade(request, socket, head);
+      // A bug in the upgrade path costs that one upgrade, never the node.
+      this.onUpgrade(request, socket, head).catch((error: unknown) => {
+        logger.error({ err: error }, 'upgrade failed');
+        socket.destroy();
+      });
     });
     deps.bus.onResubscribed(() => void this.recoverFromBusOutage());
   }
