@@ -453,6 +453,15 @@ describe('bad input', () => {
     expect(await client.next('error', (frame) => frame.id === 'u-2')).toMatchObject({ code: 'UNKNOWN_TYPE' });
   });
 
+  test('a type that is not a string, even an object with a bogus toString: UNKNOWN_TYPE, the node survives', async () => {
+    const client = await h.connect(strict, abuser);
+    for (const [index, type] of [{ toString: 1 }, [{ toString: 1 }], 42, null].entries()) {
+      client.send({ type, id: `t-${index}` });
+      expect(await client.next('error', (frame) => frame.id === `t-${index}`)).toMatchObject({ code: 'UNKNOWN_TYPE' });
+    }
+    await client.ping();
+  });
+
   test('missing or invalid fields: VALIDATION_FAILED with the id echoed', async () => {
     const client = await h.connect(strict, abuser);
     const invalid = [
