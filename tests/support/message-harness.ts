@@ -3,7 +3,13 @@ import { generateSigningJwk, importSigningJwk } from '@parley/auth';
 import { RedisBus } from '@parley/bus';
 import { createDb, type Db } from '@parley/db';
 import { buildApp, type AppConfig, type MessageApp } from '@parley/message-service';
-import { decodeBusEvent, type AuthResponse, type BusEvent } from '@parley/protocol';
+import {
+  decodeBusEvent,
+  type AuthResponse,
+  type BusEvent,
+  type ConversationSummary,
+  type ErrorBody,
+} from '@parley/protocol';
 import { Redis } from 'ioredis';
 import pino from 'pino';
 
@@ -171,4 +177,37 @@ export async function call(
     headers: user ? user.headers : {},
     ...(payload === undefined ? {} : { payload: payload as object }),
   });
+}
+
+export type CallResponse = Awaited<ReturnType<typeof call>>;
+
+/** Status and catalogue code together, so a failure shows both. */
+export function errorOf(response: CallResponse): { status: number; code: string | undefined } {
+  let code: string | undefined;
+  try {
+    code = response.json<ErrorBody>().error?.code;
+  } catch {
+    code = undefined;
+  }
+  return { status: response.statusCode, code };
+}
+
+/** `count` fresh users, registered concurrently. */
+export function registerUsers(app: MessageApp, count: number): Promise<TestUser[]> {
+  return Promise.all(Array.from({ length: count }, () => registerUser(app)));
+}
+
+/** Creates a group owned by `owner` and returns its summary (asserts 201). */
+export async function createGroupAs(
+  app: MessageApp,
+  owner: TestUser,
+  members: readonly TestUser[],
+  title = 'group',
+): Promise<ConversationSummary> {
+  const response = await call(app, owner, 'POST', '/v1/conversations/groups', {
+    title,
+    memberIds: members.map((member) => member.id),
+  });
+  if (response.statusCode !== 201) throw new Error(`group creation failed: ${response.statusCode} ${response.body}`);
+  return response.json<ConversationSummary>();
 }

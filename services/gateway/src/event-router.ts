@@ -49,11 +49,6 @@ export class EventRouter {
     return connection.channels.has(Channels.conversation(conversationId));
   }
 
-  /** Subscribed channel count (for tests and metrics). */
-  get channelCount(): number {
-    return this.listeners.size;
-  }
-
   private async listen(channel: string, connection: ClientConnection): Promise<void> {
     connection.channels.add(channel);
     const existing = this.listeners.get(channel);

@@ -10,7 +10,7 @@ import {
   type GatewayNode,
   type TestClient,
 } from '../../../tests/support/gateway-harness';
-import { call, registerUser, type TestUser } from '../../../tests/support/message-harness';
+import { call, createGroupAs, registerUsers, type TestUser } from '../../../tests/support/message-harness';
 
 let h: GatewayHarness;
 let node1: GatewayNode;
@@ -26,7 +26,7 @@ afterAll(async () => h.close());
 // Helpers
 
 async function users(count: number): Promise<TestUser[]> {
-  return Promise.all(Array.from({ length: count }, () => registerUser(h.message.app)));
+  return registerUsers(h.message.app, count);
 }
 
 async function direct(a: TestUser, b: TestUser): Promise<string> {
@@ -36,12 +36,7 @@ async function direct(a: TestUser, b: TestUser): Promise<string> {
 }
 
 async function group(owner: TestUser, members: TestUser[]): Promise<string> {
-  const response = await call(h.message.app, owner, 'POST', '/v1/conversations/groups', {
-    title: 'gateway test',
-    memberIds: members.map((member) => member.id),
-  });
-  expect(response.statusCode).toBe(201);
-  return response.json<ConversationSummary>().id;
+  return (await createGroupAs(h.message.app, owner, members, 'gateway test')).id;
 }
 
 async function summary(user: TestUser, conversationId: string): Promise<ConversationSummary> {

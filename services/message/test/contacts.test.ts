@@ -5,13 +5,14 @@ import {
   type Contact,
   type ContactState,
   type ConversationSummary,
-  type ErrorBody,
   type HistoryPage,
 } from '@parley/protocol';
 import {
   call,
+  errorOf,
   registerUser,
   startMessageHarness,
+  type CallResponse,
   type MessageHarness,
   type TestUser,
 } from '../../../tests/support/message-harness';
@@ -22,18 +23,7 @@ beforeAll(async () => {
 });
 afterAll(async () => h.close());
 
-type Response = Awaited<ReturnType<typeof call>>;
-
-/** Status and catalogue code together, so a failure shows both. */
-function errorOf(response: Response): { status: number; code: string | undefined } {
-  let code: string | undefined;
-  try {
-    code = response.json<ErrorBody>().error?.code;
-  } catch {
-    code = undefined;
-  }
-  return { status: response.statusCode, code };
-}
+type Response = CallResponse;
 
 async function contactsOf(user: TestUser): Promise<Array<{ userId: string; state: ContactState }>> {
   const response = await call(h.app, user, 'GET', '/v1/contacts');

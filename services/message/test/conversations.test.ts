@@ -4,7 +4,6 @@ import {
   type BusEvent,
   type ConversationPage,
   type ConversationSummary,
-  type ErrorBody,
   type HistoryPage,
   type Member,
   type Role,
@@ -12,8 +11,10 @@ import {
 } from '@parley/protocol';
 import {
   call,
+  errorOf,
   registerUser,
   startMessageHarness,
+  type CallResponse,
   type MessageHarness,
   type TestUser,
 } from '../../../tests/support/message-harness';
@@ -24,18 +25,7 @@ beforeAll(async () => {
 });
 afterAll(async () => h.close());
 
-type Response = Awaited<ReturnType<typeof call>>;
-
-/** Status and catalogue code together, so a failure shows both. */
-function errorOf(response: Response): { status: number; code: string | undefined } {
-  let code: string | undefined;
-  try {
-    code = response.json<ErrorBody>().error?.code;
-  } catch {
-    code = undefined;
-  }
-  return { status: response.statusCode, code };
-}
+type Response = CallResponse;
 
 type Users<N extends number, Acc extends TestUser[] = []> = Acc['length'] extends N ? Acc : Users<N, [...Acc, TestUser]>;
 

@@ -11,7 +11,8 @@ import type {
 import { sql } from '@parley/db';
 import {
   call,
-  registerUser,
+  createGroupAs,
+  registerUsers,
   startMessageHarness,
   type MessageHarness,
   type TestUser,
@@ -30,16 +31,11 @@ const messagesUrl = (conversationId: string) => `/v1/conversations/${conversatio
 const messageUrl = (conversationId: string, seq: number) => `/v1/conversations/${conversationId}/messages/${seq}`;
 
 async function users(count: number): Promise<TestUser[]> {
-  return Promise.all(Array.from({ length: count }, () => registerUser(h.app)));
+  return registerUsers(h.app, count);
 }
 
 async function createGroup(owner: TestUser, members: readonly TestUser[], title = 'group'): Promise<string> {
-  const response = await call(h.app, owner, 'POST', '/v1/conversations/groups', {
-    title,
-    memberIds: members.map((member) => member.id),
-  });
-  expect(response.statusCode).toBe(201);
-  return response.json<ConversationSummary>().id;
+  return (await createGroupAs(h.app, owner, members, title)).id;
 }
 
 async function sendRaw(user: TestUser, conversationId: string, clientMessageId: string, body = `body ${clientMessageId}`) {

@@ -8,7 +8,8 @@ import type {
 } from '@parley/protocol';
 import {
   call,
-  registerUser,
+  createGroupAs,
+  registerUsers,
   startMessageHarness,
   type MessageHarness,
   type TestUser,
@@ -28,16 +29,11 @@ const messageUrl = (conversationId: string, seq: number) => `/v1/conversations/$
 const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, index) => from + index);
 
 async function users(count: number): Promise<TestUser[]> {
-  return Promise.all(Array.from({ length: count }, () => registerUser(h.app)));
+  return registerUsers(h.app, count);
 }
 
 async function createGroup(owner: TestUser, members: readonly TestUser[], title = 'group'): Promise<string> {
-  const response = await call(h.app, owner, 'POST', '/v1/conversations/groups', {
-    title,
-    memberIds: members.map((member) => member.id),
-  });
-  expect(response.statusCode).toBe(201);
-  return response.json<ConversationSummary>().id;
+  return (await createGroupAs(h.app, owner, members, title)).id;
 }
 
 async function openDirect(user: TestUser, peer: TestUser): Promise<string> {
