@@ -1,3 +1,4 @@
 export * from './passwords';
 export * from './keys';
 export * from './tokens';
+export * from './hashing-gate';

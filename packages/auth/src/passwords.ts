@@ -1,4 +1,5 @@
 import argon2 from 'argon2';
+import { HashingGate } from './hashing-gate';
 
 /**
  * argon2id with the OWASP Password Storage Cheat Sheet's first recommended setting:
@@ -21,16 +22,24 @@ function canonicalParameterOrder(hash: string): string {
   return hash.replace(/\$m=(\d+),p=(\d+),t=(\d+)\$/, '$$m=$1,t=$3,p=$2$$');
 }
 
+/**
+ * Every hash and verification in this process goes through one gate: as many at once as
+ * libuv's default thread pool has threads, and a queue of a few seconds' work behind them.
+ */
+export const passwordHashing = new HashingGate(4, 256);
+
 export async function hashPassword(password: string): Promise<string> {
-  return canonicalParameterOrder(await argon2.hash(password, PASSWORD_HASH_OPTIONS));
+  return canonicalParameterOrder(await passwordHashing.run(() => argon2.hash(password, PASSWORD_HASH_OPTIONS)));
 }
 
 export async function verifyPassword(hash: string, password: string): Promise<boolean> {
-  try {
-    return await argon2.verify(hash, password);
-  } catch {
-    return false; // a malformed stored hash verifies nothing
-  }
+  return passwordHashing.run(async () => {
+    try {
+      return await argon2.verify(hash, password);
+    } catch {
+      return false; // a malformed stored hash verifies nothing
+    }
+  });
 }
 
 export function needsRehash(hash: string): boolean {

@@ -107,6 +107,15 @@ function memoryKind(): BusKind {
 
 /** RedisBus instances share one publisher connection, so publish order holds across them too. */
 function redisKind(): BusKind {
+  return redisKindOf(false);
+}
+
+/** The same over sharded pub/sub (SPUBLISH/SSUBSCRIBE), as on a Redis Cluster. */
+function redisShardedKind(): BusKind {
+  return redisKindOf(true);
+}
+
+function redisKindOf(sharded: boolean): BusKind {
   let publisher: Redis | undefined;
   let admin: Redis | undefined;
   const buses: Array<{ bus: RedisBus; prefix: string }> = [];
@@ -118,12 +127,12 @@ function redisKind(): BusKind {
     return { publisher, admin };
   };
   return {
-    name: 'RedisBus',
+    name: sharded ? 'RedisBus (sharded)' : 'RedisBus',
     async create(options = {}) {
       const { publisher: shared } = await connect();
       const prefix = options.prefix ?? randomPrefix();
       const subscriber = new Redis(redisUrl());
-      const bus = new RedisBus({ publisher: shared, subscriber, prefix, onHandlerError: options.onHandlerError });
+      const bus = new RedisBus({ publisher: shared, subscriber, prefix, sharded, onHandlerError: options.onHandlerError });
       buses.push({ bus, prefix });
       return bus;
     },
@@ -131,7 +140,7 @@ function redisKind(): BusKind {
       const { admin: client } = await connect();
       const entry = buses.find((candidate) => candidate.bus === bus);
       if (!entry) throw new Error('unknown bus');
-      const reply = (await client.call('PUBSUB', 'NUMSUB', entry.prefix + channel)) as [string, number];
+      const reply = (await client.call('PUBSUB', sharded ? 'SHARDNUMSUB' : 'NUMSUB', entry.prefix + channel)) as [string, number];
       return Number(reply[1]) > 0;
     },
     async closeAll() {
@@ -144,7 +153,7 @@ function redisKind(): BusKind {
   };
 }
 
-describe.each([memoryKind, redisKind])('Bus contract', (makeKind) => {
+describe.each([memoryKind, redisKind, redisShardedKind])('Bus contract', (makeKind) => {
   const kind = makeKind();
 
   afterEach(async () => kind.closeAll());
@@ -337,6 +346,27 @@ describe('RedisBus over a real Redis', () => {
     await publisher.publish(`${prefix}room`, 'raw');
     expect(await recorder.waitForCount(1)).toEqual(['raw']);
     expect(recorder.channels).toEqual(['room']);
+  });
+
+  test('sharded and classic pub/sub are separate: each hears only its own kind, under the same channel names', async () => {
+    const prefix = randomPrefix();
+    const sharded = new RedisBus({ publisher, subscriber: client(), prefix, sharded: true });
+    const classic = new RedisBus({ publisher, subscriber: client(), prefix });
+    buses.push(sharded, classic);
+    const heardSharded = new Recorder();
+    const heardClassic = new Recorder();
+    await sharded.subscribe('conv:{c1}', heardSharded.handler);
+    await classic.subscribe('conv:{c1}', heardClassic.handler);
+    const reply = (await admin.call('PUBSUB', 'SHARDNUMSUB', `${prefix}conv:{c1}`)) as Array<string | number>;
+    expect(reply.map(String)).toEqual([`${prefix}conv:{c1}`, '1']);
+    await sharded.publish('conv:{c1}', 'via-spublish');
+    await classic.publish('conv:{c1}', 'via-publish');
+    // Each publish is followed by the other's marker, so a stray delivery would be seen.
+    await sharded.publish('conv:{c1}', 'sharded-marker');
+    await classic.publish('conv:{c1}', 'classic-marker');
+    expect(await heardSharded.waitForCount(2)).toEqual(['via-spublish', 'sharded-marker']);
+    expect(await heardClassic.waitForCount(2)).toEqual(['via-publish', 'classic-marker']);
+    expect(heardSharded.channels).toEqual(['conv:{c1}', 'conv:{c1}']);
   });
 
   test('after a subscriber connection is killed, onResubscribed fires once subscriptions are back; delivery resumes', async () => {

@@ -1,16 +1,8 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './database';
-
-// PostgreSQL `bigint` (OID 20) arrives as a string because it can exceed 2^53. Our
-// bigints are sequence numbers and counters that stay far below that, so parse them as
-// numbers once, here, rather than at every use. Fail loudly if one ever does not fit.
-const INT8_OID = 20;
-pg.types.setTypeParser(INT8_OID, (value: string) => {
-  const parsed = Number(value);
-  if (!Number.isSafeInteger(parsed)) throw new RangeError(`bigint ${value} exceeds Number.MAX_SAFE_INTEGER`);
-  return parsed;
-});
+import type { Db } from './db';
+import './type-parsers';
 
 export interface DbOptions {
   connectionString: string;
@@ -25,14 +17,16 @@ export interface DbOptions {
    */
   lockTimeoutMs?: number;
   applicationName?: string;
+  /**
+   * Told when a pooled connection fails outside a query (the server restarted or crashed),
+   * idle or checked out between the statements of a transaction. pg drops that connection
+   * and opens a new one on demand; the statement that needed it fails (answered 503).
+   * Without these listeners the error would be unhandled and end the process.
+   */
+  onConnectionError?: (error: Error) => void;
 }
 
-export interface Db {
-  kysely: Kysely<Database>;
-  pool: pg.Pool;
-  close(): Promise<void>;
-}
-
+/** PostgreSQL over a pg pool: the production backend. */
 export function createDb(options: DbOptions): Db {
   const pool = new pg.Pool({
     connectionString: options.connectionString,
@@ -42,10 +36,12 @@ export function createDb(options: DbOptions): Db {
     application_name: options.applicationName ?? 'parley',
     connectionTimeoutMillis: 5000,
   });
+  const report = (error: Error) => options.onConnectionError?.(error);
+  pool.on('error', report);
+  pool.on('connect', (client) => client.on('error', report));
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     kysely,
-    pool,
     // Kysely's destroy() ends the pool it was given.
     close: () => kysely.destroy(),
   };

@@ -9,4 +9,5 @@ export * from './api/contacts';
 export * from './api/conversations';
 export * from './api/messages';
 export * from './api/sync';
+export * from './socket';
 export * from './ws';

@@ -11,10 +11,6 @@ import { ClientMessageId, Id, MessageBody, Seq } from './primitives';
  * of JSON; see docs/protocol.md for the prose. A request carries a client-chosen `id`
  * and gets exactly one reply with the same `id`: `ack` or `error`.
  */
-export const WS_SUBPROTOCOL = 'parley.v1';
-/** Browsers cannot set headers on a WebSocket: they offer `parley.auth.<access token>` as a second subprotocol. */
-export const WS_AUTH_SUBPROTOCOL_PREFIX = 'parley.auth.';
-
 const RequestId = Type.String({ minLength: 1, maxLength: 64, description: 'Client-chosen; echoed in the reply.' });
 
 const request = <T extends string, P extends Parameters<typeof Type.Object>[0]>(type: T, props: P) =>
@@ -93,24 +89,6 @@ export const ServerFrame = Type.Union([
 ]);
 export type ServerFrame = Static<typeof ServerFrame>;
 
-/**
- * Close codes. 1000–1015 are the standard ones the gateway uses; 4000–4999 are Parley's.
- * `reconnect` tells a client what to do (docs/protocol.md).
- */
-export const CloseCodes = {
-  NORMAL: { code: 1000, reconnect: 'no', meaning: 'Closed by the client or server on purpose.' },
-  POLICY_VIOLATION: { code: 1008, reconnect: 'no', meaning: 'Forbidden Origin or a protocol abuse.' },
-  TOO_LARGE: { code: 1009, reconnect: 'backoff', meaning: 'A frame exceeded the size limit.' },
-  INTERNAL_ERROR: { code: 1011, reconnect: 'backoff', meaning: 'The gateway failed unexpectedly.' },
-  SERVER_DRAINING: { code: 1012, reconnect: 'immediately', meaning: 'The node is restarting; reconnect (to another).' },
-  AUTH_EXPIRED: { code: 4001, reconnect: 'after-refresh', meaning: 'The access token expired and was not refreshed.' },
-  AUTH_INVALID: { code: 4002, reconnect: 'after-login', meaning: 'The token was refused when checked again.' },
-  SESSION_REVOKED: { code: 4003, reconnect: 'after-login', meaning: 'The session was revoked (logout, token theft).' },
-  RATE_LIMITED: { code: 4008, reconnect: 'backoff', meaning: 'Sustained flood beyond the per-connection rate.' },
-  SLOW_CONSUMER: { code: 4009, reconnect: 'backoff', meaning: 'The client read too slowly; its send buffer filled.' },
-  HEARTBEAT_TIMEOUT: { code: 4010, reconnect: 'backoff', meaning: 'No pong to the server ping in time.' },
-} as const;
-export type CloseCodeName = keyof typeof CloseCodes;
 
 // Compiled on first use, not at import: compiling evaluates generated code, which a
 // page with a strict Content-Security-Policy forbids, and clients that import these

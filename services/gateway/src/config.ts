@@ -45,6 +45,11 @@ export const GatewayEnvSchema = Type.Object({
   }),
   MESSAGE_SERVICE_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 5000, description: 'Per-request timeout.' }),
   MAX_CONNECTIONS: Type.Integer({ minimum: 1, default: 15000, description: 'Sockets per node before upgrades get 503.' }),
+  MAX_CONNECTIONS_PER_USER: Type.Integer({
+    minimum: 1,
+    default: 20,
+    description: "One user's sockets per node before their upgrades get 429 RATE_LIMITED.",
+  }),
 });
 export type GatewayEnv = Static<typeof GatewayEnvSchema>;
 
@@ -69,6 +74,7 @@ export interface GatewayConfig {
   presenceTtlMs: number;
   messageServiceTimeoutMs: number;
   maxConnections: number;
+  maxConnectionsPerUser: number;
 }
 
 export class GatewayConfigError extends Error {
@@ -106,5 +112,6 @@ export function loadGatewayConfig(source: NodeJS.ProcessEnv): GatewayConfig {
     presenceTtlMs: env.PRESENCE_TTL_MS,
     messageServiceTimeoutMs: env.MESSAGE_SERVICE_TIMEOUT_MS,
     maxConnections: env.MAX_CONNECTIONS,
+    maxConnectionsPerUser: env.MAX_CONNECTIONS_PER_USER,
   };
 }

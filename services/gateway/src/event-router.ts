@@ -20,6 +20,11 @@ export class EventRouter {
     private readonly bus: Bus,
     private readonly logger: Logger,
     private readonly metrics: GatewayMetrics,
+    /**
+     * Called once a socket listens to a new direct peer's presence, to tell it the peer's
+     * current state: changes from then on arrive on the channel, so none falls between.
+     */
+    private readonly onNewDirectPeer: (connection: ClientConnection, peerId: string) => Promise<void> = async () => {},
   ) {}
 
   /** Starts listening for everything this connection's user should hear. */
@@ -93,6 +98,7 @@ export class EventRouter {
     const targets = this.listeners.get(channel);
     if (!targets || targets.size === 0) return;
     const frame = toFrame(event);
+    if (event.type === 'message.created') this.metrics.fanoutFrom(event.message.createdAt);
     if (frame) {
       const encoded = encodeFrame(frame); // once, for every local recipient
       for (const connection of targets) {
@@ -124,7 +130,13 @@ export class EventRouter {
           if (event.joinedSeq) connection.joinedSeqs.set(event.conversationId, event.joinedSeq);
           else connection.joinedSeqs.delete(event.conversationId);
           change(connection, this.listen(Channels.conversation(event.conversationId), connection));
-          if (event.directPeerId) change(connection, this.listen(Channels.presence(event.directPeerId), connection));
+          const peerId = event.directPeerId;
+          if (peerId) {
+            change(
+              connection,
+              this.listen(Channels.presence(peerId), connection).then(() => this.onNewDirectPeer(connection, peerId)),
+            );
+          }
         }
         return;
       case 'membership.removed':

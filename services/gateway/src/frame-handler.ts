@@ -82,18 +82,27 @@ export class FrameHandler {
         return this.typing(connection, frame.id, frame.conversationId);
       case 'auth':
         return this.reauthenticate(connection, frame.id, frame.token);
-      case 'send':
+      case 'send': {
+        const acked = this.deps.metrics.sendAck.startTimer();
         return this.callService(connection, frame.id, (token) =>
           this.deps.messageService.sendMessage(token, frame.conversationId, {
             clientMessageId: frame.clientMessageId,
             body: frame.body,
           }),
-        ).then((result) => {
-          if (result) {
-            const body = result as { message: Message; duplicate: boolean };
-            connection.sendFrame({ type: 'ack', id: frame.id, message: body.message, duplicate: body.duplicate });
-          }
-        });
+        ).then(
+          (result) => {
+            acked({ outcome: result ? 'ack' : 'error' });
+            if (result) {
+              const body = result as { message: Message; duplicate: boolean };
+              connection.sendFrame({ type: 'ack', id: frame.id, message: body.message, duplicate: body.duplicate });
+            }
+          },
+          (error: unknown) => {
+            acked({ outcome: 'error' });
+            throw error;
+          },
+        );
+      }
       case 'read':
         return this.callService(connection, frame.id, (token) =>
           this.deps.messageService.markRead(token, frame.conversationId, frame.seq),
@@ -196,7 +205,8 @@ export class FrameHandler {
     const entry = ErrorCatalogue[code];
     connection.sendFrame({
       type: 'error',
-      ...(id === undefined ? {} : { id }),
+      // An empty id is no request id (the protocol's ids have at least one character).
+      ...(id === undefined || id === '' ? {} : { id }),
       code,
       message: message ?? entry.message,
       retryable: entry.retry !== 'never',

@@ -26,7 +26,33 @@ export type GatewayOptions = Pick<
   | 'drainWindowMs'
   | 'messageServiceTimeoutMs'
   | 'maxConnections'
+  | 'maxConnectionsPerUser'
 >;
+
+/**
+ * The WebSocketServer's options, every limit explicit (ws's defaults are generous: a
+ * 100 MiB payload, 16,384 fragments, 262,144 buffered chunks). No client Parley ships
+ * fragments its frames, so a few fragments are plenty; a message whose pieces or reads
+ * pass these limits closes its socket with 1008 (1009 for its size) before it is buffered.
+ */
+export function webSocketServerOptions(maxFrameBytes: number) {
+  return {
+    noServer: true,
+    /** A larger message closes the socket with 1009, counted as it arrives (fragments included). */
+    maxPayload: maxFrameBytes,
+    /** Fragments of one message before the socket is closed with 1008. */
+    maxFragments: 64,
+    /** Unparsed reads held for one socket (a frame trickled a byte at a time) before 1008. */
+    maxBufferedChunks: 1024,
+    /** Pings answered but not yet flushed, before ws stops answering. */
+    maxPendingAutoPongs: 16,
+    /** Text frames must be valid UTF-8; an invalid one closes the socket with 1007. */
+    skipUTF8Validation: false,
+    allowSynchronousEvents: true,
+    /** No compression: no inflate bombs, no per-socket zlib memory. */
+    perMessageDeflate: false,
+  } as const;
+}
 
 export interface GatewayDeps {
   options: GatewayOptions;
@@ -40,6 +66,8 @@ export interface GatewayDeps {
 }
 
 const READINESS_TIMEOUT_MS = 2000;
+/** How long a request (an upgrade included) may take to send its headers. */
+export const UPGRADE_HEADERS_TIMEOUT_MS = 10_000;
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -68,6 +96,8 @@ export class Gateway {
   /** Close clean-ups (unsubscribe, presence) still running; shutdown waits for them. */
   private readonly cleanups = new Set<Promise<unknown>>();
   private draining = false;
+  /** The server whose upgrades this node takes, when it is not its own (see attach). */
+  private attachedTo: Server | undefined;
 
   constructor(private readonly deps: GatewayDeps) {
     const { options, logger } = deps;
@@ -77,7 +107,9 @@ export class Gateway {
       options.messageServiceTimeoutMs,
       (route, outcome, seconds) => this.metrics.messageServiceLatency.observe({ route, outcome }, seconds),
     );
-    this.router = new EventRouter(deps.bus, logger, this.metrics);
+    this.router = new EventRouter(deps.bus, logger, this.metrics, (connection, peerId) =>
+      this.sendPresenceSnapshot(connection, [peerId]),
+    );
     this.frames = new FrameHandler({
       messageService: this.messageService,
       router: this.router,
@@ -87,27 +119,32 @@ export class Gateway {
       framesPerSecond: options.rateLimitFramesPerSecond,
     });
     this.wss = new WebSocketServer({
-      noServer: true,
-      maxPayload: options.maxFrameBytes,
+      ...webSocketServerOptions(options.maxFrameBytes),
       // Never echo the auth subprotocol (it carries the token); select ours or none.
       handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
-      perMessageDeflate: false,
     });
-    this.server = createServer((request, response) => {
-      this.onHttpRequest(request, response).catch((error: unknown) => {
-        logger.error({ err: error, url: request.url }, 'http request failed');
-        if (!response.headersSent) response.writeHead(500).end();
-      });
-    });
-    this.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      // A bug in the upgrade path costs that one upgrade, never the node.
-      this.onUpgrade(request, socket, head).catch((error: unknown) => {
-        logger.error({ err: error }, 'upgrade failed');
-        socket.destroy();
-      });
-    });
+    // A client that trickles its request headers (a slow upgrade) is cut after
+    // UPGRADE_HEADERS_TIMEOUT_MS, checked every second, instead of Node's 60 s and 30 s.
+    this.server = createServer(
+      { headersTimeout: UPGRADE_HEADERS_TIMEOUT_MS, connectionsCheckingInterval: 1000 },
+      (request, response) => {
+        this.onHttpRequest(request, response).catch((error: unknown) => {
+          logger.error({ err: error, url: request.url }, 'http request failed');
+          if (!response.headersSent) response.writeHead(500).end();
+        });
+      },
+    );
+    this.server.on('upgrade', this.upgradeListener);
     deps.bus.onResubscribed(() => void this.recoverFromBusOutage());
   }
+
+  private readonly upgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // A bug in the upgrade path costs that one upgrade, never the node.
+    this.onUpgrade(request, socket, head).catch((error: unknown) => {
+      this.deps.logger.error({ err: error }, 'upgrade failed');
+      socket.destroy();
+    });
+  };
 
   get connectionCount(): number {
     return this.connections.size;
@@ -117,11 +154,29 @@ export class Gateway {
     return this.draining;
   }
 
+  /** Serves on a server of its own: `/ws`, and `/healthz`, `/readyz`, `/metrics`. */
   async listen(port: number, host: string): Promise<{ port: number }> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => resolve());
     });
+    await this.start();
+    const address = this.server.address();
+    return { port: typeof address === 'object' && address ? address.port : port };
+  }
+
+  /**
+   * Serves `/ws` on someone else's HTTP server instead (the single-process server shares
+   * its port with the API), which keeps every other request and its own health routes.
+   * Any other upgrade path is refused with 404. Its own server then stays unused.
+   */
+  async attach(server: Server): Promise<void> {
+    this.attachedTo = server;
+    server.on('upgrade', this.upgradeListener);
+    await this.start();
+  }
+
+  private async start(): Promise<void> {
     this.deps.presence.start();
     await this.deps.bus.subscribe(Channels.system(), (payload) => {
       const event = decodeBusEvent(payload);
@@ -129,8 +184,6 @@ export class Gateway {
     });
     this.heartbeat = setInterval(() => this.checkHeartbeats(), this.deps.options.heartbeatIntervalMs);
     this.heartbeat.unref();
-    const address = this.server.address();
-    return { port: typeof address === 'object' && address ? address.port : port };
   }
 
   /**
@@ -140,6 +193,7 @@ export class Gateway {
    */
   async drain(): Promise<void> {
     this.draining = true;
+    this.metrics.draining.set(1);
     const sockets = [...this.connections];
     const window = this.deps.options.drainWindowMs;
     this.deps.logger.info({ sockets: sockets.length, windowMs: window }, 'draining');
@@ -152,11 +206,13 @@ export class Gateway {
 
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    this.attachedTo?.off('upgrade', this.upgradeListener);
     for (const connection of this.connections) connection.socket.terminate();
     await this.waitUntilEmpty(5000); // lets the close clean-ups mark users offline
     await this.deps.presence.stop();
     this.wss.close();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // An attached gateway leaves the shared server to its owner.
+    if (this.server.listening) await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
   /** Resolves when the last socket has closed, or after `timeoutMs` at the latest. */
@@ -187,6 +243,12 @@ export class Gateway {
     });
     if (!decision.ok) return this.refuse(socket, decision.status, decision.code, decision.message);
     if (socket.destroyed) return;
+    // Checked after the await and counted in onConnection with none between, so
+    // concurrent upgrades of one user cannot pass the cap together.
+    const perUser = this.deps.options.maxConnectionsPerUser;
+    if ((this.socketsPerUser.get(decision.claims.userId) ?? 0) >= perUser) {
+      return this.refuse(socket, 429, 'RATE_LIMITED', `At most ${perUser} sockets per user on a node; close one first.`);
+    }
     // Checked again: a drain may have started, or the node filled up, while we waited.
     if (this.draining) return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is draining; connect again.');
     if (this.connections.size >= this.deps.options.maxConnections) {
@@ -344,6 +406,20 @@ export class Gateway {
     }
   }
 
+  /** Runs the readiness checks (each with a deadline) and records the outcome in the ready gauge. */
+  private async readiness(): Promise<{ ready: boolean; checks: Record<string, string> }> {
+    const checks: Record<string, string> = {};
+    for (const [name, check] of Object.entries(this.deps.readinessChecks ?? {})) {
+      checks[name] = await withTimeout(check(), READINESS_TIMEOUT_MS).then(
+        () => 'ok',
+        (error: unknown) => String((error as Error)?.message ?? error),
+      );
+    }
+    const ready = !this.draining && Object.values(checks).every((result) => result === 'ok');
+    this.metrics.ready.set(ready ? 1 : 0);
+    return { ready, checks };
+  }
+
   private async onHttpRequest(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const path = (request.url ?? '').split('?')[0];
     const json = (status: number, body: unknown) => {
@@ -351,14 +427,7 @@ export class Gateway {
     };
     if (path === '/healthz') return json(200, { status: 'ok', nodeId: this.deps.options.nodeId });
     if (path === '/readyz') {
-      const checks: Record<string, string> = {};
-      for (const [name, check] of Object.entries(this.deps.readinessChecks ?? {})) {
-        checks[name] = await withTimeout(check(), READINESS_TIMEOUT_MS).then(
-          () => 'ok',
-          (error: unknown) => String((error as Error)?.message ?? error),
-        );
-      }
-      const ready = !this.draining && Object.values(checks).every((result) => result === 'ok');
+      const { ready, checks } = await this.readiness();
       return json(ready ? 200 : 503, {
         status: ready ? 'ready' : this.draining ? 'draining' : 'not ready',
         nodeId: this.deps.options.nodeId,
@@ -367,6 +436,8 @@ export class Gateway {
       });
     }
     if (path === '/metrics') {
+      // The ready gauge is what a scrape sees now, not what the last probe saw.
+      await this.readiness();
       response.writeHead(200, { 'content-type': this.metrics.registry.contentType });
       return void response.end(await this.metrics.registry.metrics());
     }

@@ -1,4 +1,12 @@
-export { Gateway, type GatewayDeps, type GatewayOptions } from './gateway';
+export {
+  Gateway,
+  webSocketServerOptions,
+  UPGRADE_HEADERS_TIMEOUT_MS,
+  type GatewayDeps,
+  type GatewayOptions,
+} from './gateway';
 export { GatewayMetrics } from './metrics';
-export { RedisPresence, type Presence } from './presence';
+export type { Presence } from './presence';
+export { RedisPresence } from './redis-presence';
+export { MemoryPresence } from './memory-presence';
 export { loadGatewayConfig, GatewayEnvSchema, GatewayConfigError, type GatewayConfig } from './config';

@@ -67,9 +67,45 @@ export class GatewayMetrics {
     help: 'Times the bus reconnected and every socket was told to resync.',
     registers: [this.registry],
   });
+  readonly redisErrors = new Counter({
+    name: 'parley_gateway_redis_errors_total',
+    help: 'Redis operations (publish, presence) that failed, by operation.',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+  readonly sendAck = new Histogram({
+    name: 'parley_gateway_send_ack_seconds',
+    help: 'From a send frame read to its reply written (ack once stored, or error), by outcome.',
+    labelNames: ['outcome'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly fanout = new Histogram({
+    name: 'parley_gateway_fanout_seconds',
+    help: "From a new message's createdAt (PostgreSQL's clock, in the storing transaction) to this node writing it to its sockets.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly ready = new Gauge({
+    name: 'parley_gateway_ready',
+    help: 'Readiness as of this scrape (or the latest /readyz): 1 ready, 0 not (draining or a dependency down).',
+    registers: [this.registry],
+  });
+  readonly draining = new Gauge({
+    name: 'parley_gateway_draining',
+    help: '1 once SIGTERM started the drain (sockets are being closed with 1012), else 0.',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'parley_gateway_' });
+  }
+
+  /** Observes fan-out latency of a message stamped `createdAt` (ISO time); clock skew never goes below 0. */
+  fanoutFrom(createdAt: string | undefined): void {
+    if (createdAt === undefined) return;
+    const stamped = Date.parse(createdAt);
+    if (Number.isFinite(stamped)) this.fanout.observe(Math.max(0, Date.now() - stamped) / 1000);
   }
 
   /** Times an async Redis operation. */
@@ -77,6 +113,9 @@ export class GatewayMetrics {
     const end = this.redisLatency.startTimer({ operation });
     try {
       return await work();
+    } catch (error) {
+      this.redisErrors.inc({ operation });
+      throw error;
     } finally {
       end();
     }

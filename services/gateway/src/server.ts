@@ -7,7 +7,7 @@ import pino from 'pino';
 import { GatewayConfigError, loadGatewayConfig } from './config';
 import { Gateway } from './gateway';
 import { GatewayMetrics } from './metrics';
-import { RedisPresence } from './presence';
+import { RedisPresence } from './redis-presence';
 
 /** A URL without its credentials, fit for a log line. */
 function redactUrl(url: string): string {

@@ -8,10 +8,10 @@ import { AccessTokenSigner, AccessTokenVerifier } from '@parley/auth';
 import type { Bus } from '@parley/bus';
 import { sql, type Database, type Kysely } from '@parley/db';
 import { ParleyError } from '@parley/protocol';
-import Fastify, { type FastifyBaseLogger } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyPluginAsync } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import type { Config } from './config';
+import { FAULT_EXIT_CODE, type Config } from './config';
 import { AuthService } from './domain/auth-service';
 import { ContactService } from './domain/contact-service';
 import { ConversationService } from './domain/conversation-service';
@@ -47,17 +47,28 @@ export type AppConfig = Pick<
   | 'corsOrigins'
   | 'bodyLimitBytes'
   | 'busPrefix'
->;
+> &
+  Partial<Pick<Config, 'faultExitAfterCommit'>>;
 
 export interface AppDeps {
   config: AppConfig;
   db: Kysely<Database>;
-  /** Serves rate-limit counters and the readiness check; create it with `enableOfflineQueue: false`. */
-  redis: Redis;
+  /**
+   * Keeps rate-limit counters shared by every replica, and is checked by readiness;
+   * create it with `enableOfflineQueue: false`. `null` runs without Redis (one process:
+   * the embedded mode): counters then live in this process's memory.
+   */
+  redis: Redis | null;
   bus: Bus;
   logger: Logger;
   /** Reports whether the process is shutting down (readiness turns false). */
   isDraining?: () => boolean;
+  /**
+   * Routes served beside the API (the single-process server's web client), registered
+   * after it, so they take only the paths the API leaves free; the API's error and
+   * not-found handlers cover them too.
+   */
+  extraRoutes?: FastifyPluginAsync;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -92,8 +103,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(cors, { origin: config.corsOrigins.length > 0 ? config.corsOrigins : false });
   await app.register(rateLimit, {
     global: false,
-    redis,
-    nameSpace: `${config.busPrefix}ratelimit:`,
+    ...(redis ? { redis, nameSpace: `${config.busPrefix}ratelimit:` } : {}),
     // If Redis is down, let requests through rather than take logins down with it.
     skipOnError: true,
     errorResponseBuilder: (_request, context) =>
@@ -112,12 +122,14 @@ export async function buildApp(deps: AppDeps) {
   });
 
   const publisher = new EventPublisher(bus, logger, metrics);
-  // Redis is back: if publishes failed meanwhile, have the fleet resync its clients.
-  const onRedisReady = () => publisher.announceRecovery();
-  redis.on('ready', onRedisReady);
-  app.addHook('onClose', async () => {
-    redis.off('ready', onRedisReady);
-  });
+  if (redis) {
+    // Redis is back: if publishes failed meanwhile, have the fleet resync its clients.
+    const onRedisReady = () => publisher.announceRecovery();
+    redis.on('ready', onRedisReady);
+    app.addHook('onClose', async () => {
+      redis.off('ready', onRedisReady);
+    });
+  }
   const auth = new AuthService(
     db,
     new AccessTokenSigner(config.signingKey, config, config.accessTokenTtlSeconds),
@@ -131,7 +143,12 @@ export async function buildApp(deps: AppDeps) {
     users: new UserService(db),
     contacts: new ContactService(db, publisher),
     conversations: new ConversationService(db, publisher),
-    messages: new MessageService(db, publisher, () => metrics.messagesStored.inc()),
+    messages: new MessageService(db, publisher, () => {
+      metrics.messagesStored.inc();
+      // Test-only fault (FAULT_EXIT_AFTER_COMMIT, refused outside NODE_ENV=test): the send
+      // has committed and nobody has been told. A retry must find the original.
+      if (config.faultExitAfterCommit) process.exit(FAULT_EXIT_CODE);
+    }),
     sync: new SyncService(db),
     authenticate: makeAuthenticate(auth),
   };
@@ -144,7 +161,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(healthRoutes, {
     checks: {
       postgres: () => sql`select 1`.execute(db),
-      redis: () => redis.ping(),
+      ...(redis ? { redis: () => redis.ping() } : {}),
     },
     isDraining: deps.isDraining ?? (() => false),
     timeoutMs: 2000,
@@ -159,6 +176,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(contactRoutes, { context });
   await app.register(conversationRoutes, { context });
   await app.register(messageRoutes, { context });
+  if (deps.extraRoutes) await app.register(deps.extraRoutes);
 
   await app.ready();
   return app;

@@ -120,3 +120,13 @@ test('an AUTH_PREVIOUS_KEYS that is not an array of public keys is a ConfigError
     'AUTH_PREVIOUS_KEYS',
   );
 });
+
+test('FAULT_EXIT_AFTER_COMMIT is off by default and honoured only with NODE_ENV=test', async () => {
+  expect((await loadConfig(goodEnv)).faultExitAfterCommit).toBe(false);
+  expect((await loadConfig({ ...goodEnv, FAULT_EXIT_AFTER_COMMIT: 'true', NODE_ENV: 'test' })).faultExitAfterCommit).toBe(true);
+  for (const nodeEnv of [undefined, 'production', 'development', 'TEST']) {
+    const env = { ...goodEnv, FAULT_EXIT_AFTER_COMMIT: 'true', ...(nodeEnv === undefined ? {} : { NODE_ENV: nodeEnv }) };
+    expect((await configError(env)).message).toContain('FAULT_EXIT_AFTER_COMMIT');
+  }
+  expect((await loadConfig({ ...goodEnv, FAULT_EXIT_AFTER_COMMIT: 'false', NODE_ENV: 'production' })).faultExitAfterCommit).toBe(false);
+});

@@ -78,7 +78,15 @@ export const EnvSchema = Type.Object({
     default: 65536,
     description: 'Largest request body (POST /v1/sync allows 2 MiB).',
   }),
+  FAULT_EXIT_AFTER_COMMIT: Type.Boolean({
+    default: false,
+    description:
+      'Test-only fault: exit right after a send commits, before the reply. Refused unless NODE_ENV=test.',
+  }),
 });
+
+/** Exit code of the FAULT_EXIT_AFTER_COMMIT fault, so a test tells it from a crash. */
+export const FAULT_EXIT_CODE = 70;
 export type Env = Static<typeof EnvSchema>;
 
 export interface Config {
@@ -102,6 +110,8 @@ export interface Config {
   trustProxy: boolean | string[];
   corsOrigins: string[];
   bodyLimitBytes: number;
+  /** Test-only: exit with FAULT_EXIT_CODE between a send's COMMIT and its reply. */
+  faultExitAfterCommit: boolean;
 }
 
 export class ConfigError extends Error {
@@ -147,6 +157,11 @@ export async function loadConfig(source: NodeJS.ProcessEnv): Promise<Config> {
     throw new ConfigError(`AUTH_PREVIOUS_KEYS: ${(error as Error).message}`);
   }
 
+  // The fault hook must never be live in a real deployment: only a test run may set it.
+  if (env.FAULT_EXIT_AFTER_COMMIT && source['NODE_ENV'] !== 'test') {
+    throw new ConfigError('FAULT_EXIT_AFTER_COMMIT is a test-only fault and is refused unless NODE_ENV=test');
+  }
+
   const trustProxy =
     env.TRUST_PROXY === 'true' ? true : env.TRUST_PROXY === 'false' ? false : list(env.TRUST_PROXY);
 
@@ -171,5 +186,6 @@ export async function loadConfig(source: NodeJS.ProcessEnv): Promise<Config> {
     trustProxy,
     corsOrigins: list(env.CORS_ORIGINS),
     bodyLimitBytes: env.BODY_LIMIT_BYTES,
+    faultExitAfterCommit: env.FAULT_EXIT_AFTER_COMMIT,
   };
 }

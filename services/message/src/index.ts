@@ -1,2 +1,2 @@
 export { buildApp, type AppDeps, type AppConfig, type MessageApp } from './app';
-export { loadConfig, EnvSchema, ConfigError, type Config } from './config';
+export { loadConfig, EnvSchema, ConfigError, FAULT_EXIT_CODE, type Config } from './config';

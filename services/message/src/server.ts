@@ -19,6 +19,7 @@ async function main(): Promise<void> {
     connectionString: config.databaseUrl,
     maxConnections: config.databasePoolMax,
     applicationName: 'parley-message',
+    onConnectionError: (error) => logger.warn({ err: error }, 'database connection failed'),
   });
   // Fail fast rather than queue: a command during an outage errors at once (publishes
   // are then dropped and counted; clients recover by sync).

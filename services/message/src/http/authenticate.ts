@@ -11,7 +11,11 @@ declare module 'fastify' {
 
 const BEARER = /^Bearer ([A-Za-z0-9_.-]+)$/;
 
-/** A preHandler that admits only requests with a valid access token of a live session. */
+/**
+ * An onRequest hook that admits only requests with a valid access token of a live
+ * session. It runs before the body is read or validated, so an anonymous caller gets 401
+ * whatever it sends, and no body is parsed for it.
+ */
 export function makeAuthenticate(authService: AuthService) {
   return async function authenticate(request: FastifyRequest): Promise<void> {
     const header = request.headers.authorization;

@@ -1,5 +1,6 @@
 import { ErrorCatalogue, isParleyError, type ErrorBody, type ErrorCode } from '@parley/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { databaseErrorKind } from './database-errors';
 
 /** Fastify's own errors, by code, and what they mean in our catalogue. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -9,15 +10,6 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'VALIDATION_FAILED',
 };
-
-/**
- * PostgreSQL/driver failures that mean "the database is unreachable or overloaded", not
- * a bug: connection refused/reset, shutdown, too many clients, lock wait timeout
- * (55P03), statement timeout (57014). Nothing was committed; the client may retry.
- */
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', '57P01', '57P03', '53300', '08006', '55P03', '57014']);
-/** pg-pool's error when no connection frees up in time; it carries no code. */
-const POOL_TIMEOUT_MESSAGE = 'timeout exceeded when trying to connect';
 
 function body(code: ErrorCode, message: string, request: FastifyRequest, details?: ErrorBody['error']['details']) {
   const error: ErrorBody['error'] = { code, message, requestId: request.id };
@@ -49,7 +41,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
     const mapped = error.code ? FASTIFY_CODES[error.code] : undefined;
     if (mapped) return send(reply, mapped, ErrorCatalogue[mapped].message);
     if (error instanceof SyntaxError) return send(reply, 'MALFORMED_JSON', ErrorCatalogue.MALFORMED_JSON.message);
-    if ((error.code && UNAVAILABLE_CODES.has(error.code)) || error.message === POOL_TIMEOUT_MESSAGE) {
+    if (databaseErrorKind(error) === 'unavailable') {
       request.log.error({ err: error }, 'dependency unavailable');
       return send(reply, 'UNAVAILABLE', ErrorCatalogue.UNAVAILABLE.message);
     }

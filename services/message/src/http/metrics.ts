@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { PublisherMetrics } from '../domain/event-publisher';
+import { databaseErrorKind } from './database-errors';
 
 /** The service's Prometheus metrics, on a registry of its own (never the global one). */
 export class ServiceMetrics implements PublisherMetrics {
@@ -22,6 +23,12 @@ export class ServiceMetrics implements PublisherMetrics {
     name: 'parley_bus_publish_failures_total',
     help: 'Events the bus could not take (subscribers recover them through sync).',
     labelNames: ['type'] as const,
+    registers: [this.registry],
+  });
+  private readonly dbErrors = new Counter({
+    name: 'parley_db_errors_total',
+    help: 'Requests that failed on PostgreSQL: `unavailable` (unreachable, overloaded, pool or lock timeout) or `query` (any other SQLSTATE).',
+    labelNames: ['kind'] as const,
     registers: [this.registry],
   });
   readonly messagesStored = new Counter({
@@ -50,6 +57,10 @@ export class ServiceMetrics implements PublisherMetrics {
         { method: request.method, route, status: String(reply.statusCode) },
         reply.elapsedTime / 1000,
       );
+    });
+    app.addHook('onError', async (_request, _reply, error) => {
+      const kind = databaseErrorKind(error);
+      if (kind) this.dbErrors.inc({ kind });
     });
     app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
       reply.type(this.registry.contentType);

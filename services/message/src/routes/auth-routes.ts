@@ -86,7 +86,7 @@ export const authRoutes: FastifyPluginAsyncTypebox<AuthRouteOptions> = async (ap
   app.post(
     '/v1/auth/logout',
     {
-      preHandler: context.authenticate,
+      onRequest: context.authenticate,
       schema: {
         tags: ['auth'],
         summary: 'Revoke the current session',

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { authedErrors, bearer, NoContent, type RouteContext } from './route-context';
 
 export const contactRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }> = async (app, { context }) => {
-  app.addHook('preHandler', context.authenticate);
+  app.addHook('onRequest', context.authenticate);
   const schema = (summary: string) => ({ tags: ['contacts'], summary, security: bearer });
 
   app.get(

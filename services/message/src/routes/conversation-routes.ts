@@ -14,7 +14,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { authedErrors, bearer, NoContent, type RouteContext } from './route-context';
 
 export const conversationRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }> = async (app, { context }) => {
-  app.addHook('preHandler', context.authenticate);
+  app.addHook('onRequest', context.authenticate);
   const schema = (summary: string) => ({ tags: ['conversations'], summary, security: bearer });
 
   app.post(

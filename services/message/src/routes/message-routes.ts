@@ -20,7 +20,7 @@ import { authedErrors, bearer, type RouteContext } from './route-context';
 const SYNC_BODY_LIMIT_BYTES = 2 * 1024 * 1024;
 
 export const messageRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }> = async (app, { context }) => {
-  app.addHook('preHandler', context.authenticate);
+  app.addHook('onRequest', context.authenticate);
   const schema = (summary: string) => ({ tags: ['messages'], summary, security: bearer });
 
   app.post(

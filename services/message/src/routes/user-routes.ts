@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { authedErrors, bearer, type RouteContext } from './route-context';
 
 export const userRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }> = async (app, { context }) => {
-  app.addHook('preHandler', context.authenticate);
+  app.addHook('onRequest', context.authenticate);
 
   app.get(
     '/v1/me',
