@@ -283,12 +283,14 @@ export class ParleyClient {
   }
 
   /**
-   * Revokes the session on the server (best effort), closes the client, clears the sync
+   * Closes the client, revokes the session on the server (best effort), clears the sync
    * state (memory and store) and forgets the tokens. Never rejects: local state is cleared
    * even when the server cannot be reached, and that failure is reported through the
    * `error` event (the session then ends on its own when its refresh token expires).
    */
   async logout(): Promise<void> {
+    // The socket goes first: nothing more of this session is delivered while the server call runs.
+    await this.close();
     try {
       if (this.tokens.current) await this.rest.logout();
     } catch (error) {
@@ -296,7 +298,6 @@ export class ParleyClient {
       // A session the server already ended is the outcome we wanted.
       if (!failure.loginRequired) this.emitter.emit('error', failure);
     }
-    await this.close();
     await this.clearLocalState();
     this.tokens.set(null);
   }
@@ -328,6 +329,17 @@ export class ParleyClient {
     });
     this.connection.start();
     return opened;
+  }
+
+  /**
+   * Drops the socket and connects again now, without waiting out a backoff. Call it when
+   * the platform says the network changed (a browser's `online` event, a phone switching
+   * networks): a socket that went silent is otherwise noticed only by the heartbeat.
+   * Unacknowledged sends are not lost: they go out again, with their ids, once it is
+   * open. No-op before `connect()` or after `close()`.
+   */
+  reconnect(): void {
+    this.connection.reconnectNow();
   }
 
   /** Pulls everything missed now (`POST /v1/sync` until `hasMore` is false), with or without a socket. */

@@ -110,3 +110,52 @@ describe('Connection reconnect delays', () => {
     connection.stop();
   });
 });
+
+describe('Connection.reconnectNow', () => {
+  beforeEach(() => jest.useFakeTimers());
+  afterEach(() => jest.useRealTimers());
+
+  test('drops a silent socket and opens a new one at once, even in the middle of a long backoff', async () => {
+    const { connection } = setup(() => 0.99);
+    connection.start();
+    await jest.advanceTimersByTimeAsync(0);
+    const first = FakeSocket.all[0]!;
+    const closed = jest.spyOn(first, 'close');
+    first.hello();
+    const waiting = connection.request({ type: 'ping' });
+    const outcome = waiting.catch((error: unknown) => error);
+
+    connection.reconnectNow('network changed');
+    expect(closed).toHaveBeenCalledWith(1000, 'network changed');
+    await expect(outcome).resolves.toMatchObject({ code: 'DISCONNECTED', retryable: true });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all).toHaveLength(2);
+    FakeSocket.all[1]!.hello();
+    expect(connection.isOpen).toBe(true);
+
+    // Several failed attempts later the backoff is long; reconnectNow does not wait it out.
+    for (let attempt = 0; attempt < 6; attempt += 1) {
+      FakeSocket.all.at(-1)!.drop(1011);
+      await jest.advanceTimersByTimeAsync(60_000);
+    }
+    const before = FakeSocket.all.length;
+    FakeSocket.all.at(-1)!.drop(1011);
+    connection.reconnectNow();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all).toHaveLength(before + 1);
+    connection.stop();
+  });
+
+  test('does nothing before start() or after stop()', async () => {
+    const { connection } = setup(() => 0);
+    connection.reconnectNow();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all).toHaveLength(0);
+    connection.start();
+    await jest.advanceTimersByTimeAsync(0);
+    connection.stop();
+    connection.reconnectNow();
+    await jest.advanceTimersByTimeAsync(0);
+    expect(FakeSocket.all).toHaveLength(1);
+  });
+});

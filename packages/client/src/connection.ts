@@ -172,6 +172,21 @@ export class Connection {
     if (wasWanted || this.state !== 'idle') this.setState('closed', { closeCode: 1000, closeReason: reason });
   }
 
+  /**
+   * Drops the current socket (if any) and connects again at once, skipping any backoff
+   * wait. Requests waiting on the old socket fail with `DISCONNECTED` (retryable). No-op
+   * unless the connection is wanted (between `start()` and `stop()`).
+   */
+  reconnectNow(reason = 'client reconnect'): void {
+    if (!this.wanted) return;
+    clearTimer(this.reconnectTimer);
+    this.reconnectTimer = undefined;
+    this.teardown(new ParleyClientError('DISCONNECTED', `The socket was dropped (${reason}).`), 1000, reason);
+    this.backoff.reset();
+    this.failuresBeforeHello = 0;
+    void this.open('reconnecting');
+  }
+
   /** Stops and detaches from the token manager; the connection cannot be used again. */
   dispose(): void {
     this.stop();
