@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 
 const USAGE = `Usage: node nginx/render.mjs --gateway HOST:PORT [--gateway HOST:PORT ...] --message HOST:PORT
          --listen HOST:PORT --cert FILE --key FILE --prefix DIR --out FILE
-         [--max-conns-per-ip N] [--heartbeat-ms N] [--workers N|auto] [--worker-connections N]
+         [--web-root DIR] [--max-conns-per-ip N] [--heartbeat-ms N] [--workers N|auto] [--worker-connections N]
 
 Then: nginx -p DIR -c FILE -g 'daemon off;'   (after a re-render: nginx -p DIR -c FILE -s reload)`;
 
@@ -45,6 +45,7 @@ try {
       key: { type: 'string' },
       prefix: { type: 'string' },
       out: { type: 'string' },
+      'web-root': { type: 'string' },
       'max-conns-per-ip': { type: 'string' },
       'heartbeat-ms': { type: 'string' },
       workers: { type: 'string' },
@@ -75,6 +76,7 @@ try {
     certPath: path.resolve(values.cert),
     keyPath: path.resolve(values.key),
     prefix,
+    webRoot: values['web-root'] === undefined ? undefined : path.resolve(values['web-root']),
     maxConnsPerIp: integer(values['max-conns-per-ip'], 'max-conns-per-ip'),
     heartbeatMs: integer(values['heartbeat-ms'], 'heartbeat-ms'),
     workerProcesses: values.workers === undefined || values.workers === 'auto' ? undefined : integer(values.workers, 'workers'),

@@ -6,3 +6,5 @@ export * from './readiness';
 export * from './ports';
 export * from './tls';
 export * from './topology';
+export * from './edge';
+export * from './private-redis';

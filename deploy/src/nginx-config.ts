@@ -5,6 +5,9 @@ import path from 'node:path';
 /** The template every rendered config comes from (nginx/parley.conf.template). */
 export const NGINX_TEMPLATE_PATH = path.resolve(__dirname, '../../nginx/parley.conf.template');
 
+/** The built web client (`npm run build`), served at `/` unless a config names another directory. */
+export const WEB_ROOT = path.resolve(__dirname, '../../packages/web/dist');
+
 export const NGINX_DEFAULTS = {
   maxConnsPerIp: 200,
   heartbeatMs: 25000,
@@ -26,6 +29,8 @@ export interface NginxConfigOptions {
   keyPath: string;
   /** Absolute directory for the pid file, logs and temp files; must exist before nginx starts. */
   prefix: string;
+  /** Absolute directory of the web client's static files, served at `/` (default WEB_ROOT). */
+  webRoot?: string;
   /** Open connections allowed per client address; over it nginx answers 429. */
   maxConnsPerIp?: number;
   /** The gateways' ping interval; the WebSocket idle timeouts are sized from it. */
@@ -106,6 +111,7 @@ export function renderNginxConfig(options: NginxConfigOptions): string {
     prefix: absolutePath(options.prefix, 'prefix'),
     cert: absolutePath(options.certPath, 'certPath'),
     key: absolutePath(options.keyPath, 'keyPath'),
+    web_root: absolutePath(options.webRoot ?? WEB_ROOT, 'webRoot'),
     listen: address(options.listen, 'listen', true),
     max_conns_per_ip: String(positiveInteger(options.maxConnsPerIp ?? NGINX_DEFAULTS.maxConnsPerIp, 'maxConnsPerIp')),
     heartbeat_ms: String(heartbeatMs),

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -75,6 +75,7 @@ let gateways: FakeGateway[];
 let deadGateway: string;
 let messageServer: http.Server;
 let messageAddress: string;
+let webRoot: string;
 const openSockets: WebSocket[] = [];
 
 function render(gatewayAddresses: string[]): string {
@@ -85,6 +86,7 @@ function render(gatewayAddresses: string[]): string {
     certPath: tls.certPath,
     keyPath: tls.keyPath,
     prefix,
+    webRoot,
     maxConnsPerIp: MAX_CONNS_PER_IP,
     // One worker: upstream keep-alive reuse is then observable from one socket's port.
     workerProcesses: 1,
@@ -101,6 +103,11 @@ beforeAll(async () => {
   await chmod(workDir, 0o755);
   await chmod(prefix, 0o755);
   tls = await createSelfSignedCert({ dir: workDir });
+  webRoot = path.join(workDir, 'web');
+  await mkdir(webRoot);
+  await chmod(webRoot, 0o755);
+  await writeFile(path.join(webRoot, 'index.html'), '<!doctype html><title>app shell</title>');
+  await writeFile(path.join(webRoot, 'app.js'), 'console.log("app");');
 
   messageServer = http.createServer((request, response) => {
     let bodyBytes = 0;
@@ -213,11 +220,29 @@ describe('the rendered config under a real nginx', () => {
     expect(JSON.parse(tooLarge.body).error.code).toBe('PAYLOAD_TOO_LARGE');
   });
 
-  it('answers unknown paths with a JSON 404 and serves its own status to loopback', async () => {
-    const missing = await get('/nope');
-    expect(missing.status).toBe(404);
-    expect(JSON.parse(missing.body).error.code).toBe('NOT_FOUND');
-    expect(missing.headers['x-request-id']).toMatch(/^[0-9a-f]{32}$/);
+  it('serves the web client at / with its security headers, and index.html for app routes', async () => {
+    const shell = await get('/');
+    expect(shell.status).toBe(200);
+    expect(shell.body).toContain('app shell');
+    expect(shell.headers['content-type']).toMatch(/^text\/html/);
+    expect(shell.headers['content-security-policy']).toContain("default-src 'self'");
+    expect(shell.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(shell.headers['x-content-type-options']).toBe('nosniff');
+    expect(shell.headers['cache-control']).toBe('no-cache');
+
+    const script = await get('/app.js');
+    expect(script.status).toBe(200);
+    expect(script.headers['content-type']).toMatch(/javascript/);
+    expect(script.body).toContain('console.log');
+
+    const route = await get('/chats/some-conversation');
+    expect(route.status).toBe(200);
+    expect(route.body).toContain('app shell');
+  });
+
+  it('leaves API paths to the message service and serves its own status to loopback', async () => {
+    const api = JSON.parse((await get('/v1/nope')).body) as Echoed;
+    expect(api.url).toBe('/v1/nope');
     expect((await get('/nginx/status')).body).toMatch(/Active connections: \d+/);
   });
 

@@ -13,8 +13,9 @@ export interface SelfSignedCertOptions {
   ipAddresses?: readonly string[];
   days?: number;
   /**
-   * `ed25519` (default) is small and fast and fine for Node, curl and k6; browsers
-   * (Chrome, Safari) do not accept Ed25519 certificates, so use `p256` for them.
+   * `p256` (default) works everywhere, browsers included. `ed25519` is smaller and fine
+   * for Node, curl and k6, but Chromium and Safari refuse it
+   * (ERR_SSL_VERSION_OR_CIPHER_MISMATCH).
    */
   keyType?: 'ed25519' | 'p256';
   openssl?: string;
@@ -34,7 +35,7 @@ export async function createSelfSignedCert(options: SelfSignedCertOptions): Prom
   const dnsNames = options.dnsNames ?? ['localhost'];
   const ipAddresses = options.ipAddresses ?? ['127.0.0.1', '::1'];
   const altNames = [...dnsNames.map((name) => `DNS:${name}`), ...ipAddresses.map((ip) => `IP:${ip}`)].join(',');
-  const key = options.keyType === 'p256' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'] : ['-newkey', 'ed25519'];
+  const key = options.keyType === 'ed25519' ? ['-newkey', 'ed25519'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'];
   const openssl = options.openssl ?? 'openssl';
   // -nodes rather than -noenc: the former also works on OpenSSL 1.1.
   const args = [

@@ -16,6 +16,9 @@ export const REPO_ROOT = path.resolve(__dirname, '../..');
 
 const HOST = '127.0.0.1';
 
+/** A private signing JWK, as `generateSigningJwk` makes and `AUTH_SIGNING_KEY` takes. */
+export type SigningJwk = Awaited<ReturnType<typeof generateSigningJwk>>;
+
 export interface TopologyOptions {
   /** An already migrated database; the topology creates nothing in it. */
   databaseUrl: string;
@@ -37,6 +40,13 @@ export interface TopologyOptions {
   readyTimeoutMs?: number;
   /** Where logs, the certificate and nginx's prefix go (default: a new temp directory). */
   workDir?: string;
+  /**
+   * The Ed25519 signing key (a private JWK) the message service signs tokens with
+   * (default: a fresh one). Benchmarks pass their own to mint tokens without logging in.
+   */
+  signingJwk?: SigningJwk;
+  /** The web client's static files, served by nginx at `/` (default: packages/web/dist of this repository). */
+  webRoot?: string;
   /** Where services/{message,gateway}/dist live (default: this repository). */
   repoRoot?: string;
   /** Base environment of the children (default: this process's); the topology's own variables win. */
@@ -47,6 +57,12 @@ export interface TopologyOptions {
   /** nginx binary (default: found on PATH or in the sbin directories). */
   nginxPath?: string;
   nginxWorkers?: number;
+  /**
+   * How long nginx's old workers keep the sockets they hold after a reload (default 300 s).
+   * When it runs out those clients reconnect through the current config, which spreads
+   * them over the current fleet: a scale test shortens it to see the rebalance.
+   */
+  nginxWorkerShutdownTimeoutSeconds?: number;
   /** Start children in their own process groups (see StartProcessOptions.detached). */
   detached?: boolean;
 }
@@ -153,7 +169,7 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
     const httpsUrl = `https://${HOST}:${listenPort}`;
     const messageUrl = `http://${HOST}:${messagePort}`;
     const origins = [httpsUrl, `https://localhost:${listenPort}`].join(',');
-    const signingKey = await generateSigningJwk(`topology-${topologyId}`);
+    const signingKey = options.signingJwk ?? (await generateSigningJwk(`topology-${topologyId}`));
 
     const message = await startProcess({
       name: 'message',
@@ -240,9 +256,11 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
         certPath: tls.certPath,
         keyPath: tls.keyPath,
         prefix,
+        webRoot: options.webRoot ?? path.join(repoRoot, 'packages/web/dist'),
         maxConnsPerIp: options.maxConnsPerIp,
         heartbeatMs,
         workerProcesses: options.nginxWorkers ?? 2,
+        workerShutdownTimeoutSeconds: options.nginxWorkerShutdownTimeoutSeconds,
       });
     await installNginxConfig(nginxBinary, prefix, configPath, render());
     const nginx = await startNginx({ nginx: nginxBinary, prefix, configPath, logDir: workDir, env: baseEnv, detached });
