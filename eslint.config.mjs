@@ -19,6 +19,13 @@ export default tseslint.config(
     },
   },
   {
+    // The web client is type-checked with its own (DOM) tsconfig.
+    files: ['packages/web/src/**/*.{ts,tsx}'],
+    languageOptions: {
+      parserOptions: { project: ['./packages/web/tsconfig.json'], tsconfigRootDir: import.meta.dirname },
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: { module: 'writable', require: 'readonly', process: 'readonly' } },

@@ -4,13 +4,18 @@
 /** @type {import('jest').Config} */
 module.exports = {
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json' }] },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json' }],
+    '/node_modules/@electric-sql/pglite/dist/.+\\.cjs$': '<rootDir>/tests/support/pglite-transform.js',
+  },
+  transformIgnorePatterns: ['/node_modules/(?!@electric-sql/pglite/)'],
   moduleNameMapper: {
     '^@parley/(protocol|db|auth|bus)$': '<rootDir>/packages/$1/src',
     '^@parley/client$': '<rootDir>/packages/client/src',
     '^@parley/migrations$': '<rootDir>/migrations/src',
     '^@parley/message-service$': '<rootDir>/services/message/src',
     '^@parley/gateway$': '<rootDir>/services/gateway/src',
+    '^@parley/standalone$': '<rootDir>/services/standalone/src',
     '^@parley/deploy$': '<rootDir>/deploy/src',
   },
   testMatch: ['<rootDir>/{packages,services,migrations,deploy,tests}/**/*.test.ts'],

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { GatewayEnvSchema } from '@parley/gateway';
 import { EnvSchema } from '@parley/message-service';
 import { ErrorCatalogue } from '@parley/protocol';
+import { StandaloneEnvSchema } from '@parley/standalone';
 
 const root = join(__dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -24,6 +25,16 @@ describe('documentation matches the code', () => {
     }
     for (const name of Object.keys(GatewayEnvSchema.properties)) {
       expect(gatewaySection).toContain(`| \`${name}\` |`);
+    }
+  });
+
+  test('docs/running.md lists every environment variable of the single-process server, with its default', () => {
+    const doc = read('docs/running.md');
+    for (const [name, schema] of Object.entries(StandaloneEnvSchema.properties)) {
+      const fallback = (schema as { default?: unknown }).default;
+      // An empty default means "computed" or "none", which the table says in words.
+      const shown = fallback === undefined || fallback === '' ? '' : ` \`${String(fallback)}\` |`;
+      expect({ name, listed: doc.includes(`| \`${name}\` |${shown}`) }).toEqual({ name, listed: true });
     }
   });
 });

@@ -61,5 +61,5 @@ it('SIGTERM drains a node under traffic: its clients get 1012 and move to the ot
   }
 
   await within(Promise.all(loops), 60_000, 'every send to be acknowledged');
-  await expectNothingLost('drain', ledger, group);
+  await expectNothingLost('drain', ledger, group, 30_000, { extra: { exit_ms: exitMs } });
 });

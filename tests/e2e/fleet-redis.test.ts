@@ -1,6 +1,5 @@
-import { getFreePort, httpRequest, waitForReady } from '@parley/deploy';
+import { getFreePort, httpRequest, PrivateRedis, waitForReady } from '@parley/deploy';
 import { Redis } from 'ioredis';
-import { startPrivateRedis } from '../../bench/src/redis-server';
 import { expectNothingLost, Fleet, Ledger, sendLoop, spreadGroup } from './support/fleet';
 import { within } from './support/wait';
 
@@ -19,12 +18,12 @@ const AFTER_RECOVERY = 5;
 const MAX_PER_SENDER = 300;
 
 let port: number;
-let redis: { url: string; stop: () => Promise<void> } | undefined;
+let redis: PrivateRedis | undefined;
 let fleet: Fleet;
 
 beforeAll(async () => {
   port = await getFreePort();
-  redis = await startPrivateRedis(port);
+  redis = await PrivateRedis.start(port);
   fleet = await Fleet.start({ name: 'redis', redisUrl: redis.url });
 });
 
@@ -68,7 +67,7 @@ it('Redis stopped and restarted under traffic: nodes recover, clients get resync
   await ledger.untilAcked(ackedAtStop + 10, 20_000);
 
   // A new redis-server on the same port (empty: no presence keys, no subscriptions).
-  redis = await startPrivateRedis(port);
+  redis = await PrivateRedis.start(port);
   const restartedAt = Date.now();
   await Promise.all(gateways.map((gateway) => waitForReady(`${gateway.url}/readyz`, { timeoutMs: 20_000, intervalMs: 50 })));
   const readyAfterMs = Date.now() - restartedAt;
@@ -94,7 +93,7 @@ it('Redis stopped and restarted under traffic: nodes recover, clients get resync
   for (const member of group.members) lastIndex.set(member.label, (next.get(member.label) ?? 0) + AFTER_RECOVERY);
   await within(Promise.all(loops), 60_000, 'every send to be acknowledged');
 
-  await expectNothingLost('redis restart', ledger, group);
+  await expectNothingLost('redis restart', ledger, group, 30_000, { extra: { ready_ms: readyAfterMs, resynced_ms: resyncAfterMs } });
 });
 
 it('a publish lost while only the message service’s Redis link was broken: once it is back, the recipient gets the message', async () => {

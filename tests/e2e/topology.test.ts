@@ -3,6 +3,7 @@ import { httpRequest, startTopology, type GatewayHandle, type Topology } from '@
 import { CloseCodes, WS_AUTH_SUBPROTOCOL_PREFIX, WS_SUBPROTOCOL, type AuthResponse } from '@parley/protocol';
 import WebSocket from 'ws';
 import { testUrls } from '../support/message-harness';
+import { isRunning } from './support/fleet';
 
 // The full local topology as real processes: the message service, gateway replicas and
 // nginx with TLS in front, on the test database and Redis. Every request goes through
@@ -64,15 +65,6 @@ function openSocket(): Promise<OpenSocket> {
     socket.on('error', reject);
     socket.once('close', (code) => reject(new Error(`closed with ${code} before hello`)));
   });
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe('local topology: nginx, gateways, message service', () => {

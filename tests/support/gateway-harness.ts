@@ -261,6 +261,7 @@ const NODE_DEFAULTS: Omit<GatewayOptions, 'nodeId' | 'messageServiceUrl'> = {
   drainWindowMs: 500,
   messageServiceTimeoutMs: 5000,
   maxConnections: 1000,
+  maxConnectionsPerUser: 20,
 };
 
 /** One real gateway on 127.0.0.1:<ephemeral>, with its own Redis connections. */

@@ -1,8 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { generateSigningJwk, importSigningJwk } from '@parley/auth';
-import { RedisBus } from '@parley/bus';
-import { createDb, type Db } from '@parley/db';
+import { MemoryBus, RedisBus, type Bus } from '@parley/bus';
+import { createDb, createEmbeddedDb, migrateToLatest, type Db } from '@parley/db';
 import { buildApp, type AppConfig, type MessageApp } from '@parley/message-service';
+import { migrations } from '@parley/migrations';
 import {
   decodeBusEvent,
   type AuthResponse,
@@ -20,22 +21,39 @@ export function testUrls(): { databaseUrl: string; redisUrl: string } {
   return { databaseUrl, redisUrl };
 }
 
+/**
+ * Where the message service keeps its data and carries its events: `postgres` is the
+ * production shape (PostgreSQL and Redis, from jest's global setup), `embedded` the
+ * single-process one (PGlite in memory and an in-process bus, no Redis at all).
+ */
+export type MessageBackend = 'postgres' | 'embedded';
+
+/** Every backend, for `describe.each`: scenarios that must hold on both run on both. */
+export const MESSAGE_BACKENDS: readonly MessageBackend[] = ['postgres', 'embedded'];
+
+/** For a beforeAll that starts a harness: a fresh embedded database takes seconds (initdb). */
+export const HARNESS_START_TIMEOUT_MS = 60_000;
+
 export interface MessageHarness {
   app: MessageApp;
   db: Db;
   config: AppConfig;
-  /** A subscriber on this harness's bus prefix, recording every event it hears. */
+  backend: MessageBackend;
+  /** Every event the service published, as the gateways would hear it. */
   events: EventRecorder;
   close(): Promise<void>;
 }
 
 /**
- * The real message service on the real test database and Redis, driven with
- * `app.inject()`. Each harness has its own bus and rate-limit prefix, so test files
- * running in parallel never hear each other.
+ * The real message service on a real backend, driven with `app.inject()`. On
+ * `postgres`, each harness has its own bus and rate-limit prefix, so test files running
+ * in parallel never hear each other; on `embedded`, each has a database of its own.
  */
-export async function startMessageHarness(overrides: Partial<AppConfig> = {}): Promise<MessageHarness> {
-  const { databaseUrl, redisUrl } = testUrls();
+export async function startMessageHarness(
+  overrides: Partial<AppConfig> = {},
+  options: { backend?: MessageBackend } = {},
+): Promise<MessageHarness> {
+  const backend = options.backend ?? 'postgres';
   const signingKey = await importSigningJwk(await generateSigningJwk(`test-${randomUUID().slice(0, 8)}`));
   const busPrefix = `parley-test:${randomBytes(6).toString('hex')}:`;
   const config: AppConfig = {
@@ -56,54 +74,89 @@ export async function startMessageHarness(overrides: Partial<AppConfig> = {}): P
     busPrefix,
     ...overrides,
   };
+  const logger = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
+  const parts = backend === 'embedded' ? await embeddedParts() : await postgresParts(config.busPrefix);
+  const app = await buildApp({ config, db: parts.db.kysely, redis: parts.redis, bus: parts.bus, logger });
+  let closing: Promise<void> | undefined;
+  const close = async () => {
+    await app.close();
+    await parts.events.close();
+    await parts.bus.close();
+    parts.redis?.disconnect();
+    await parts.db.close();
+  };
+  return { app, db: parts.db, config, backend, events: parts.events, close: () => (closing ??= close()) };
+}
+
+interface BackendParts {
+  db: Db;
+  redis: Redis | null;
+  bus: Bus;
+  events: EventRecorder;
+}
+
+async function postgresParts(busPrefix: string): Promise<BackendParts> {
+  const { databaseUrl, redisUrl } = testUrls();
   const db = createDb({ connectionString: databaseUrl, maxConnections: 20 });
   const redis = new Redis(redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-  const publisherSubscriber = new Redis(redisUrl);
+  const subscriber = new Redis(redisUrl);
   await new Promise<void>((resolve, reject) => {
     redis.once('ready', resolve);
     redis.once('error', reject);
   });
-  const bus = new RedisBus({ publisher: redis, subscriber: publisherSubscriber, prefix: config.busPrefix });
-  const logger = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
-  const app = await buildApp({ config, db: db.kysely, redis, bus, logger });
-  const events = await EventRecorder.start(redisUrl, config.busPrefix);
-  return {
-    app,
-    db,
-    config,
-    events,
-    close: async () => {
-      await app.close();
-      await events.close();
-      await bus.close();
-      redis.disconnect();
-      await db.close();
-    },
-  };
+  const bus = new RedisBus({ publisher: redis, subscriber, prefix: busPrefix });
+  return { db, redis, bus, events: await EventRecorder.listen(redisUrl, busPrefix) };
 }
 
-/** Listens to every channel under a prefix, with PSUBSCRIBE, as a gateway fleet would hear it. */
+/** A fresh in-memory PGlite, migrated as `npm start` migrates its own, and a MemoryBus. */
+async function embeddedParts(): Promise<BackendParts> {
+  const db = await createEmbeddedDb();
+  await migrateToLatest(db.kysely, migrations);
+  const events = new EventRecorder();
+  return { db, redis: null, bus: new RecordedBus(new MemoryBus(), events), events };
+}
+
+/** Records what is published on an in-process bus (it has no pattern subscription), then publishes it. */
+class RecordedBus implements Bus {
+  constructor(
+    private readonly inner: Bus,
+    private readonly recorder: EventRecorder,
+  ) {}
+
+  async publish(channel: string, payload: string): Promise<void> {
+    await this.inner.publish(channel, payload);
+    this.recorder.record(channel, payload);
+  }
+
+  subscribe: Bus['subscribe'] = (channel, handler) => this.inner.subscribe(channel, handler);
+  unsubscribe: Bus['unsubscribe'] = (channel, handler) => this.inner.unsubscribe(channel, handler);
+  onResubscribed: Bus['onResubscribed'] = (listener) => this.inner.onResubscribed(listener);
+  close: Bus['close'] = () => this.inner.close();
+}
+
+/** Every event published, with its channel (without the bus prefix), in arrival order. */
 export class EventRecorder {
   readonly received: Array<{ channel: string; event: BusEvent }> = [];
   private waiters: Array<() => void> = [];
 
-  private constructor(
-    private readonly subscriber: Redis,
-    private readonly prefix: string,
-  ) {
-    subscriber.on('pmessage', (_pattern: string, channel: string, payload: string) => {
-      const event = decodeBusEvent(payload);
-      if (!event) throw new Error(`undecodable bus payload on ${channel}: ${payload}`);
-      this.received.push({ channel: channel.slice(this.prefix.length), event });
-      for (const wake of this.waiters.splice(0)) wake();
-    });
-  }
+  constructor(private readonly stop: () => Promise<void> = async () => {}) {}
 
-  static async start(redisUrl: string, prefix: string): Promise<EventRecorder> {
+  /** Listens to every channel under a prefix, with PSUBSCRIBE, as a gateway fleet would hear it. */
+  static async listen(redisUrl: string, prefix: string): Promise<EventRecorder> {
     const subscriber = new Redis(redisUrl);
-    const recorder = new EventRecorder(subscriber, prefix);
+    const recorder = new EventRecorder(async () => subscriber.disconnect());
+    subscriber.on('pmessage', (_pattern: string, channel: string, payload: string) => {
+      recorder.record(channel.slice(prefix.length), payload);
+    });
     await subscriber.psubscribe(`${prefix}*`);
     return recorder;
+  }
+
+  record(channel: string, payload: string): void {
+    const event = decodeBusEvent(payload);
+    if (!event) throw new Error(`undecodable bus payload on ${channel}: ${payload}`);
+    this.received.push({ channel, event });
+    for (const wake of this.waiters.splice(0)) wake();
   }
 
   /** Resolves with the first recorded event matching, waiting for it to arrive. */
@@ -128,7 +181,7 @@ export class EventRecorder {
   }
 
   async close(): Promise<void> {
-    this.subscriber.disconnect();
+    await this.stop();
   }
 }
 

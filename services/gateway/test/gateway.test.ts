@@ -687,6 +687,14 @@ describe('drain', () => {
     // Spread over the window, not all at once (3 sockets: at 0, 250 and 500 ms).
     expect(Math.max(...closedAt) - Math.min(...closedAt)).toBeGreaterThanOrEqual(250);
   });
+
+  test('a scrape reports readiness as of now, without any /readyz call: 1, then 0 once draining', async () => {
+    const node = await h.startNode({ drainWindowMs: 0 });
+    const readyGauge = async () => /^parley_gateway_ready (\d)$/m.exec(await (await fetch(`${node.httpUrl}/metrics`)).text())?.[1];
+    expect(await readyGauge()).toBe('1');
+    await node.gateway.drain();
+    expect(await readyGauge()).toBe('0');
+  });
 });
 
 describe('resync', () => {
@@ -760,13 +768,16 @@ describe('presence', () => {
     a3.close();
   });
 
-  test('a direct conversation opened while both are connected: presence flows without reconnecting', async () => {
+  test('a direct conversation opened while both are connected: each hears the other is online, then changes, without reconnecting', async () => {
     const [a, b] = await users(2);
     const aClient = await h.connect(p1, a!, { label: 'a' });
     const bClient = await h.connect(p2, b!, { label: 'b' });
     const conversationId = await direct(a!, b!);
     await aClient.next('membership', (frame) => frame.change === 'joined' && frame.conversationId === conversationId);
     await bClient.next('membership', (frame) => frame.change === 'joined' && frame.conversationId === conversationId);
+    // The new peer's current state, at once (no change has happened to announce it).
+    expect(await aClient.next('presence', (frame) => frame.userId === b!.id)).toEqual({ type: 'presence', userId: b!.id, online: true });
+    expect(await bClient.next('presence', (frame) => frame.userId === a!.id)).toEqual({ type: 'presence', userId: a!.id, online: true });
 
     // B is now A's direct peer: when B's last socket closes, A must hear it.
     bClient.close();

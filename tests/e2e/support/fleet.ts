@@ -13,6 +13,7 @@ import { WS_AUTH_SUBPROTOCOL_PREFIX, WS_SUBPROTOCOL } from '@parley/protocol';
 import WebSocket from 'ws';
 import { httpsFetch, type HttpsFetch } from './https-fetch';
 import { Signal, within } from './wait';
+import { check, formatReport, invariantCounters, zeroes, type CheckReport, type MemberView, type SendOutcome, type SendRecord } from '../../chaos/support/checker';
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -36,7 +37,7 @@ export interface WireFrame {
   [field: string]: unknown;
 }
 
-export interface FleetOptions extends Partial<Omit<TopologyOptions, 'databaseUrl'>> {
+export interface FleetOptions extends Partial<TopologyOptions> {
   /** Names the bus prefix (each topology gets its own, so parallel files never hear each other). */
   name: string;
 }
@@ -60,6 +61,7 @@ export class Fleet {
     const { name, messageEnv, gatewayEnv, ...rest } = options;
     const { databaseUrl, redisUrl } = testUrls();
     const topology = await startTopology({
+      // A test with a private (migrated) database or Redis passes its URL in `rest`.
       databaseUrl,
       redisUrl,
       gateways: 3,
@@ -342,26 +344,41 @@ export async function fullHistory(client: FleetClient, conversationId: string): 
 // ---------------------------------------------------------------------------------------
 // Traffic: clients sending in loops, and the ledger that accounts for every send.
 
-export interface LedgerStats {
-  sent: number;
-  acked: number;
+export interface LedgerStats extends CheckReport {
+  /** Messages the members' clients emitted, all together. */
   delivered: number;
-  lost: number;
-  duplicated: number;
 }
 
-/** Every send a test made (by client message id) and what the server acknowledged. */
+/**
+ * Every send a test made (by client message id) and its outcome: acked (with the stored
+ * message), failed (an error reply), timed out, or still pending. The checker
+ * (tests/chaos/support/checker.ts) reads it after the run.
+ */
 export class Ledger {
-  readonly sent = new Map<string, { sender: string; body: string }>();
+  readonly sent = new Map<string, { sender: string; body: string; conversationId: string }>();
   readonly acked = new Map<string, Message>();
+  readonly failed = new Map<string, { code: string; retryable: boolean }>();
+  readonly timedOut = new Set<string>();
   readonly changed = new Signal();
 
-  noteSent(clientMessageId: string, sender: string, body: string): void {
-    this.sent.set(clientMessageId, { sender, body });
+  noteSent(clientMessageId: string, sender: string, body: string, conversationId = ''): void {
+    this.sent.set(clientMessageId, { sender, body, conversationId });
   }
 
   noteAcked(clientMessageId: string, message: Message): void {
     this.acked.set(clientMessageId, message);
+    this.failed.delete(clientMessageId);
+    this.timedOut.delete(clientMessageId);
+    this.changed.notify();
+  }
+
+  noteFailed(clientMessageId: string, code: string, retryable: boolean): void {
+    this.failed.set(clientMessageId, { code, retryable });
+    this.changed.notify();
+  }
+
+  noteTimedOut(clientMessageId: string): void {
+    this.timedOut.add(clientMessageId);
     this.changed.notify();
   }
 
@@ -369,31 +386,20 @@ export class Ledger {
     return this.changed.until(() => this.acked.size >= count, timeoutMs, `${count} acks (have ${this.acked.size})`);
   }
 
-  /**
-   * Compares the service's history and every client's deliveries with the acks:
-   * `lost` counts acked messages missing from the history or from a client, `duplicated`
-   * counts extra copies (a seq emitted twice, a client message id stored twice).
-   */
-  account(history: Message[], clients: readonly FleetClient[], conversationId: string): LedgerStats {
-    let lost = 0;
-    let duplicated = 0;
-    let delivered = 0;
-    const storedIds = new Map<string, number>();
-    for (const message of history) storedIds.set(message.clientMessageId, (storedIds.get(message.clientMessageId) ?? 0) + 1);
-    for (const [clientMessageId, count] of storedIds) if (this.sent.has(clientMessageId)) duplicated += count - 1;
-    const ackedSeqs = new Set<number>();
-    for (const [clientMessageId, message] of this.acked) {
-      ackedSeqs.add(message.seq);
-      if (!storedIds.has(clientMessageId)) lost += 1;
-    }
-    for (const client of clients) {
-      const seqs = client.seqs(conversationId);
-      delivered += seqs.length;
-      const unique = new Set(seqs);
-      duplicated += seqs.length - unique.size;
-      for (const seq of ackedSeqs) if (!unique.has(seq)) lost += 1;
-    }
-    return { sent: this.sent.size, acked: this.acked.size, delivered, lost, duplicated };
+  /** The send log for the checker; a send without a conversation of its own belongs to `conversationId`. */
+  records(conversationId: string): SendRecord[] {
+    return [...this.sent].map(([clientMessageId, { sender, body, conversationId: own }]) => {
+      const acked = this.acked.get(clientMessageId);
+      const failed = this.failed.get(clientMessageId);
+      const outcome: SendOutcome = acked
+        ? { kind: 'acked', message: acked }
+        : failed
+          ? { kind: 'failed', ...failed }
+          : this.timedOut.has(clientMessageId)
+            ? { kind: 'timeout' }
+            : { kind: 'pending' };
+      return { clientMessageId, conversationId: own || conversationId, sender, body, outcome };
+    });
   }
 }
 
@@ -411,17 +417,15 @@ export async function sendLoop(
   for (let index = 0; more(index); index += 1) {
     const clientMessageId = `${client.label}-${run}-${index}`;
     const body = `${client.label} says #${index}`;
-    ledger.noteSent(clientMessageId, client.label, body);
+    ledger.noteSent(clientMessageId, client.label, body, conversationId);
     const message = await client.client.send(conversationId, body, { clientMessageId });
     ledger.noteAcked(clientMessageId, message);
   }
 }
 
 /** Prints the accounting line (stdout, so it shows in the jest output). */
-export function printStats(what: string, stats: LedgerStats): void {
-  process.stdout.write(
-    `[${what}] sent=${stats.sent} acked=${stats.acked} delivered=${stats.delivered} lost=${stats.lost} duplicated=${stats.duplicated}\n`,
-  );
+export function printStats(what: string, stats: CheckReport, extra: Record<string, string | number> = {}): void {
+  process.stdout.write(`${formatReport(what, stats, extra)}\n`);
 }
 
 /** Ids of `clients` grouped by the node they are connected to. */
@@ -592,41 +596,49 @@ export async function spreadGroup(fleet: Fleet, prefix: string, size: number): P
 }
 
 /**
- * Waits until every member holds every acked message (the SDK's own recovery: reconnect,
- * resync, gap repair), then prints and returns the accounting, and checks that the service's
- * history is exactly the acked messages and each member's deliveries are exactly that history,
- * in seq order.
+ * Waits until every member's client holds every acked message (the SDK's own recovery:
+ * reconnect, resync, gap repair), then pulls every member's full history from the message
+ * service, runs the checker over the ledger, prints its line and asserts the invariants:
+ * nothing acked lost, nothing duplicated or reordered, no gap, every member's history and
+ * client the same. Unless `allowUnacked`, every send must also have been acked.
  */
 export async function expectNothingLost(
   what: string,
   ledger: Ledger,
   group: SpreadGroup,
   timeoutMs = 30_000,
+  options: { allowUnacked?: boolean; extra?: Record<string, string | number> } = {},
 ): Promise<LedgerStats> {
   const { members, conversationId } = group;
-  const total = ledger.acked.size;
-  const waited = await Promise.allSettled(members.map((member) => member.untilDelivered(conversationId, total, timeoutMs)));
-  const history = await fullHistory(members[0]!, conversationId);
-  const stats = ledger.account(history, members, conversationId);
-  printStats(what, stats);
+  const ackedSeqs = [...ledger.acked.values()].filter((message) => message.conversationId === conversationId).map((message) => message.seq);
+  const waited = await Promise.allSettled(
+    members.map((member) =>
+      member.until(
+        () => {
+          const seen = new Set(member.seqs(conversationId));
+          return ackedSeqs.every((seq) => seen.has(seq));
+        },
+        timeoutMs,
+        `every acked message (has ${member.messages(conversationId).length} of ${ackedSeqs.length})`,
+      ),
+    ),
+  );
+  const views: MemberView[] = [];
+  for (const member of members) {
+    views.push({
+      member: member.label,
+      conversationId,
+      history: await fullHistory(member, conversationId),
+      delivered: member.messages(conversationId).map((delivery) => delivery.message),
+    });
+  }
+  const report = check(ledger.records(conversationId), views);
+  const stats: LedgerStats = { ...report, delivered: views.reduce((sum, view) => sum + (view.delivered?.length ?? 0), 0) };
+  printStats(what, stats, { delivered: stats.delivered, members: members.length, ...options.extra });
 
   const failures = waited.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
   expect(failures.map((failure) => String(failure.reason))).toEqual([]);
-  expect(stats).toMatchObject({ lost: 0, duplicated: 0, acked: stats.sent });
-  // The service stored exactly the acked messages, each once, with gapless seqs from 1.
-  const stored = history.map((message) => ({ seq: message.seq, clientMessageId: message.clientMessageId }));
-  expect(stored.map((message) => message.seq)).toEqual(Array.from({ length: total }, (_, index) => index + 1));
-  const acked = [...ledger.acked.entries()]
-    .map(([clientMessageId, message]) => ({ seq: message.seq, clientMessageId }))
-    .sort((a, b) => a.seq - b.seq);
-  expect(stored).toEqual(acked);
-  // Every member's view is that history: same seqs, same messages, in order, once.
-  for (const member of members) {
-    const view = member.messages(conversationId).map((delivery) => ({
-      seq: delivery.message.seq,
-      clientMessageId: delivery.message.clientMessageId,
-    }));
-    expect({ member: member.label, view }).toEqual({ member: member.label, view: stored });
-  }
+  expect(invariantCounters(report)).toEqual(zeroes());
+  if (!options.allowUnacked) expect({ acked: report.acked, failed: report.failed, timedOut: report.timedOut }).toEqual({ acked: report.sent, failed: 0, timedOut: 0 });
   return stats;
 }
