@@ -6,27 +6,24 @@
  *   npm run build && DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npm run bench:fanout
  *
  * Runs its own redis-server (port 6391) so INFO commandstats counts only this run, a
- * fresh database, the real message service and three real gateways in this process,
- * and 1,002 real WebSocket clients. Prints a table and writes bench/results/.
+ * fresh database, and the full local topology of `npm run stack` (the message service,
+ * three gateway processes, nginx), with 1,001 real WebSocket clients connected straight
+ * to the gateways so the spread over nodes is exact. Prints a table and writes bench/results/.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AccessTokenSigner, AccessTokenVerifier, generateSigningJwk, hashPassword, importSigningJwk } from '@parley/auth';
-import { RedisBus } from '@parley/bus';
+import { AccessTokenSigner, generateSigningJwk, hashPassword, importSigningJwk } from '@parley/auth';
 import { createDb, migrateToLatest } from '@parley/db';
-import { Gateway, GatewayMetrics, RedisPresence } from '@parley/gateway';
-import { buildApp } from '@parley/message-service';
+import { PrivateRedis, startTopology } from '@parley/deploy';
 import { migrations } from '@parley/migrations';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis } from 'ioredis';
 import pg from 'pg';
-import pino from 'pino';
 import WebSocket from 'ws';
-import { startPrivateRedis } from './redis-server';
 
 const GROUP_SIZE = 1000;
 const NODES = 3;
 const MESSAGES = 50;
-const logger = pino({ level: 'silent' });
+const UNLIMITED = '100000';
 
 interface Client {
   userId: string;
@@ -37,85 +34,37 @@ interface Client {
 
 async function main(): Promise<void> {
   const adminUrl = process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const redisServer = await startPrivateRedis(6391);
+  const redisServer = await PrivateRedis.start(6391);
   const databaseName = `parley_bench_${Date.now().toString(36)}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${databaseName} TEMPLATE template0 ENCODING 'UTF8'`);
   const url = new URL(adminUrl);
   url.pathname = `/${databaseName}`;
-  const db = createDb({ connectionString: url.toString(), maxConnections: 20 });
+  const db = createDb({ connectionString: url.toString(), maxConnections: 4 });
   await migrateToLatest(db.kysely, migrations);
 
-  const signingKey = await importSigningJwk(await generateSigningJwk('bench'));
-  const audience = { issuer: 'parley', audience: 'parley' };
+  const signingJwk = await generateSigningJwk('bench');
   const prefix = 'parley:';
-  const connections: Redis[] = [];
-  const redis = (options: RedisOptions = {}) => {
-    const client = new Redis(redisServer.url, options);
-    connections.push(client);
-    return client;
-  };
-
-  // The message service, as in production: its own publisher connection.
-  const servicePublisher = redis({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-  await new Promise((resolve) => servicePublisher.once('ready', resolve));
-  const app = await buildApp({
-    config: {
-      signingKey,
-      jwks: { keys: [signingKey.publicJwk] },
-      ...audience,
-      accessTokenTtlSeconds: 3600,
-      refreshTokenTtlSeconds: 3600,
-      refreshReuseGraceSeconds: 30,
-      loginRateLimit: { max: 100000, windowSeconds: 60 },
-      loginRateLimitPerIp: { max: 100000, windowSeconds: 60 },
-      registerRateLimit: { max: 100000, windowSeconds: 60 },
-      trustProxy: false,
-      corsOrigins: [],
-      bodyLimitBytes: 65536,
-      busPrefix: prefix,
+  const topology = await startTopology({
+    databaseUrl: url.toString(),
+    redisUrl: redisServer.url,
+    gateways: NODES,
+    busPrefix: prefix,
+    signingJwk,
+    logLevel: 'warn',
+    // Long heartbeats and presence TTLs keep their Redis traffic out of the measured window.
+    heartbeatMs: 600_000,
+    drainWindowMs: 500,
+    messageEnv: {
+      LOGIN_RATE_LIMIT_MAX: UNLIMITED,
+      LOGIN_RATE_LIMIT_PER_IP_MAX: UNLIMITED,
+      REGISTER_RATE_LIMIT_MAX: UNLIMITED,
     },
-    db: db.kysely,
-    redis: servicePublisher,
-    bus: new RedisBus({ publisher: servicePublisher, subscriber: redis(), prefix }),
-    logger,
+    gatewayEnv: { PRESENCE_TTL_MS: '600000', RATE_LIMIT_FRAMES_PER_SECOND: '1000' },
   });
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const address = app.server.address();
-  const messageUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
-
-  // Three gateway nodes, each with its own publisher and subscriber connections.
-  const gateways: Array<{ gateway: Gateway; port: number }> = [];
-  for (let index = 0; index < NODES; index += 1) {
-    const publisher = redis({ enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-    await new Promise((resolve) => publisher.once('ready', resolve));
-    const bus = new RedisBus({ publisher, subscriber: redis(), prefix });
-    const metrics = new GatewayMetrics();
-    const nodeId = `bench-${index}`;
-    const gateway = new Gateway({
-      options: {
-        nodeId,
-        messageServiceUrl: messageUrl,
-        allowedOrigins: '*',
-        maxFrameBytes: 32768,
-        rateLimitFramesPerSecond: 1000,
-        sendBufferMaxBytes: 8 * 1024 * 1024,
-        heartbeatIntervalMs: 600_000,
-        drainWindowMs: 1000,
-        messageServiceTimeoutMs: 10_000,
-        maxConnections: 10_000,
-      },
-      bus,
-      // A long TTL keeps presence heartbeats out of the measured window.
-      presence: new RedisPresence(publisher, bus, { prefix, nodeId, ttlMs: 600_000 }, logger, metrics),
-      metrics,
-      verifier: new AccessTokenVerifier({ keys: [signingKey.publicJwk] }, audience),
-      logger,
-    });
-    const { port } = await gateway.listen(0, '127.0.0.1');
-    gateways.push({ gateway, port });
-  }
+  const messageUrl = topology.messageUrl;
+  const gateways = topology.gateways;
 
   // Users and sessions straight into the database: hashing 1,000 passwords measures argon2, not fan-out.
   const passwordHash = await hashPassword('bench-password');
@@ -130,7 +79,7 @@ async function main(): Promise<void> {
     )
     .returning('id')
     .execute();
-  const signer = new AccessTokenSigner(signingKey, audience, 3600);
+  const signer = new AccessTokenSigner(await importSigningJwk(signingJwk), { issuer: 'parley', audience: 'parley' }, 3600);
   const tokens = new Map<string, string>();
   for (const { id } of users) {
     const session = await db.kysely.insertInto('sessions').values({ user_id: id, device_name: 'bench' }).returning('id').executeTakeFirstOrThrow();
@@ -157,8 +106,7 @@ async function main(): Promise<void> {
   await Promise.all(
     [...ids.slice(0, GROUP_SIZE), outsider].map(async (userId, index) => {
       const node = index % NODES;
-      const { port } = gateways[node]!;
-      const socket = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${tokens.get(userId)}` } });
+      const socket = new WebSocket(`${gateways[node]!.url.replace('http', 'ws')}/ws`, { headers: { authorization: `Bearer ${tokens.get(userId)}` } });
       const client: Client = { userId, node, socket, received: 0 };
       socket.on('message', (data: Buffer) => {
         if (data.includes('"type":"message"')) client.received += 1;
@@ -172,7 +120,7 @@ async function main(): Promise<void> {
   );
 
   const measure = async (label: string, conversationId: string, recipients: Client[]) => {
-    const stats = redis();
+    const stats = new Redis(redisServer.url);
     for (const client of recipients) client.received = 0;
     await stats.config('RESETSTAT');
     const started = performance.now();
@@ -195,7 +143,7 @@ async function main(): Promise<void> {
     const numsub = (await stats.pubsub('NUMSUB', `${prefix}conv:{${conversationId}}`)) as [string, number];
     const total = Object.values(commands).reduce((sum, calls) => sum + calls, 0);
     const nodesWithRecipients = new Set(recipients.map((client) => client.node)).size;
-    return {
+    const result = {
       scenario: label,
       recipients: recipients.length,
       nodesWithRecipients,
@@ -206,6 +154,8 @@ async function main(): Promise<void> {
       deliveries: recipients.reduce((sum, client) => sum + client.received, 0),
       elapsedMs: Math.round(elapsedMs),
     };
+    stats.disconnect();
+    return result;
   };
 
   const inGroup = new Set(ids.slice(0, GROUP_SIZE));
@@ -232,9 +182,7 @@ async function main(): Promise<void> {
   writeFileSync(join(resultsDir, 'fanout-latest.md'), `# Fan-out (${new Date().toISOString()})\n\n${lines.join('\n')}\n`);
 
   for (const client of clients) client.socket.terminate();
-  for (const { gateway } of gateways) await gateway.close();
-  await app.close();
-  for (const client of connections) client.disconnect();
+  await topology.stop({ removeWorkDir: true });
   await db.close();
   await admin.query(`DROP DATABASE ${databaseName} WITH (FORCE)`);
   await admin.end();
