@@ -99,6 +99,12 @@ export type ParleyClientEvents = {
   conversationRemoved: [event: { conversationId: string }];
   /** A complete offline pull finished. */
   synced: [stats: SyncStats];
+  /**
+   * The server says events may have been dropped (a bus outage). Messages and read state
+   * catch up by themselves (a sync follows); refetch anything else shown live: contacts,
+   * member lists, presence.
+   */
+  resync: [];
   connectionState: [change: ConnectionStateChange];
   /** The tokens changed (login, refresh, logout = `null`): persist them to resume later. */
   tokens: [tokens: Tokens | null];
@@ -486,6 +492,7 @@ export class ParleyClient {
         return;
       case 'resync':
         this.requestSync();
+        this.emitter.emit('resync');
         return;
       default:
         return;

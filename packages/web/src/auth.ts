@@ -52,6 +52,8 @@ async function start(client: ParleyClient, syncStore: MemorySyncStateStore): Pro
       conversations: Object.fromEntries(conversations.map((summary) => [summary.id, summary])),
     };
   });
+  // Fetched again on every socket open (see bindEvents): a request sent before the socket
+  // subscribed is heard by neither.
   void refreshContacts();
   connectSession(client);
 }

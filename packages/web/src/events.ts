@@ -61,7 +61,7 @@ export interface EventHooks {
   contactsChanged(): void;
   /** Membership of a conversation changed (its member list should be fetched again). */
   membersChanged(conversationId: string): void;
-  /** The socket is open again after a drop: events sent meanwhile (read receipts) were missed. */
+  /** The socket is open again after a drop, or the server said events were dropped: read receipts sent meanwhile were missed. */
   reconnected(): void;
 }
 
@@ -116,13 +116,21 @@ export function bindEvents(client: ParleyClient, hooks: EventHooks): () => void 
       ),
     ),
     client.on('contact', () => hooks.contactsChanged()),
+    // Events may have been dropped: what a sync does not carry is fetched again.
+    client.on('resync', () => {
+      hooks.contactsChanged();
+      hooks.reconnected();
+    }),
     client.on('membership', ({ conversationId, change }) => {
       if (change.startsWith('member.')) hooks.membersChanged(conversationId);
     }),
     client.on('connectionState', ({ state: connection }) => {
       store.update((state) => (state.connection === connection ? state : { ...state, connection }));
       if (connection === 'needs-login') hooks.sessionEnded();
+      // Every open, the first included: a contact event published before this socket
+      // subscribed (or while it was down) was never heard, so the list is fetched again.
       if (connection === 'open') {
+        hooks.contactsChanged();
         if (wasOpen) hooks.reconnected();
         wasOpen = true;
       }

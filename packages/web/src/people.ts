@@ -29,9 +29,14 @@ export function ensureUser(userId: string | undefined): void {
   });
 }
 
+/** Counts contact fetches: only the latest one started may write its answer. */
+let contactsFetch = 0;
+
 export async function refreshContacts(): Promise<void> {
+  const fetch = ++contactsFetch;
   const contacts = await request('Could not load contacts', (client) => client.rest.listContacts());
-  if (!contacts) return;
+  // An older fetch answering late must not overwrite a newer list.
+  if (!contacts || fetch !== contactsFetch) return;
   remember(contacts.map((contact) => contact.user));
   store.update((state) => ({ ...state, contacts }));
 }
