@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { getFreePort, httpRequest, REPO_ROOT } from '@parley/deploy';
+import { ParleyClient, type Message } from '@parley/client';
 import pg from 'pg';
-import { isRunning, testUrls } from './support/fleet';
+import WebSocket from 'ws';
+import { isRunning, PASSWORD, testUrls } from './support/fleet';
+import { httpsFetch } from './support/https-fetch';
 import { Signal } from './support/wait';
 
 // `npm run stack` as a newcomer runs it: the CLI process itself, on real PostgreSQL,
@@ -51,6 +54,58 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): RunningCli {
   };
 }
 
+/** Every live process below `root` (children, nginx workers, grandchildren), read from /proc. */
+function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited while listing
+    }
+    // The command name may hold spaces and parentheses: the fields after the last ')' are fixed.
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const found: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
+
+/** Two users chat through nginx (https for REST, wss for the socket), as a newcomer's browser would. */
+async function chatThroughNginx(baseUrl: string, ca: string, tag: string): Promise<Message> {
+  const client = () =>
+    new ParleyClient({
+      baseUrl,
+      fetch: httpsFetch(ca),
+      WebSocket: WebSocket as never,
+      webSocketOptions: { ca, perMessageDeflate: false },
+    });
+  const [alice, bob] = [client(), client()];
+  try {
+    const aliceUser = await alice.register({ username: `alice_${tag}`, password: PASSWORD });
+    const bobUser = await bob.register({ username: `bob_${tag}`, password: PASSWORD });
+    const heard = new Promise<Message>((resolve) => bob.on('message', (message) => resolve(message)));
+    await bob.connect();
+    const direct = await alice.rest.openDirect(bobUser.user.id);
+    await alice.connect();
+    const sent = await alice.send(direct.id, 'hello through nginx');
+    const received = await heard;
+    expect(received).toMatchObject({ seq: sent.seq, senderId: aliceUser.user.id, body: 'hello through nginx' });
+    return received;
+  } finally {
+    await Promise.all([alice.close(), bob.close()]);
+  }
+}
+
 function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);
   parsed.pathname = `/${database}`;
@@ -76,7 +131,7 @@ describe('npm run stack', () => {
     expect(output).not.toContain('Parley is up');
   });
 
-  it('creates and migrates the database, serves the web client and API through nginx, and Ctrl-C stops every process', async () => {
+  it('creates and migrates the database, serves the web client and a chat through nginx, and Ctrl-C stops every process', async () => {
     const { databaseUrl, redisUrl } = testUrls();
     const databaseName = `parley_stack_${process.pid}_${Date.now().toString(36)}`;
     const port = await getFreePort();
@@ -104,11 +159,16 @@ describe('npm run stack', () => {
       const page = await httpRequest(`https://127.0.0.1:${port}/`, { ca });
       expect(page.status).toBe(200);
       expect(page.body).toContain('<div id="app">');
+      await chatThroughNginx(`https://127.0.0.1:${port}`, ca, Date.now().toString(36));
 
+      // Every process it started, nginx's workers included, whatever the CLI printed.
+      const started = descendantsOf(cli.child.pid!);
+      expect(started.length).toBeGreaterThan(pids.length);
+      expect(started).toEqual(expect.arrayContaining(pids));
       cli.child.kill('SIGINT');
       const [code] = await cli.exited;
       expect({ code, output: cli.output() }).toEqual({ code: 0, output: expect.stringContaining('stopped') });
-      expect(pids.filter(isRunning)).toEqual([]);
+      expect(started.filter(isRunning)).toEqual([]);
       expect(existsSync(workDir)).toBe(false);
     } finally {
       if (cli.child.exitCode === null) {
