@@ -33,6 +33,8 @@ export interface Backend {
   readonly ignoreHTTPSErrors: boolean;
   /** Registers a user through the SDK (REST only: not connected). */
   registerSeedUser(label: string, displayName: string): Promise<SeedUser>;
+  /** Open sockets on each gateway, read from their /metrics (a fleet only). */
+  socketsPerGateway?(): Promise<number[]>;
   stop(): Promise<void>;
 }
 
@@ -64,12 +66,20 @@ export async function topologyBackend(name: string): Promise<Backend> {
     baseUrl: topology.httpsUrl,
     ignoreHTTPSErrors: true,
     registerSeedUser: seeds.register,
+    socketsPerGateway: () => Promise.all(topology.gateways.map((gateway) => openSockets(gateway.url))),
     async stop() {
       await seeds.close();
       seedFetch.close();
       await topology.stop({ removeWorkDir: process.env['PARLEY_E2E_KEEP_LOGS'] !== '1' });
     },
   };
+}
+
+async function openSockets(gatewayUrl: string): Promise<number> {
+  const response = await fetch(`${gatewayUrl}/metrics`);
+  const line = /^parley_gateway_connections(?:\{[^}]*\})? (\d+)$/m.exec(await response.text());
+  if (!line) throw new Error(`no parley_gateway_connections on ${gatewayUrl}/metrics`);
+  return Number(line[1]);
 }
 
 /** Registers seed users through the SDK against a base URL (over `fetch` when given, for a private CA). */

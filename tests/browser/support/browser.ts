@@ -14,7 +14,10 @@ export const UI_TIMEOUT_MS = 10_000;
 export const DESKTOP = { width: 1280, height: 800 };
 export const PHONE = { width: 390, height: 844 };
 
+/** The README's pictures: rewritten only with UPDATE_SCREENSHOTS=1, so test runs leave the tree clean. */
 const SCREENSHOT_DIR = path.resolve(__dirname, '../../../packages/web/screenshots');
+/** Every run's pictures, one folder per test file (git-ignored): look at them after a run. */
+const ARTIFACT_DIR = path.resolve(__dirname, '../../../test-artifacts/screenshots');
 
 export async function launchBrowser(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
@@ -79,9 +82,16 @@ export class AppUser {
   }
 
   /** A new person: opens the app and creates the account through its form. */
-  static async register(browser: Browser, backend: Backend, label: string, displayName: string): Promise<AppUser> {
+  /** Opens the app and creates an account; `screenshot` names a picture of the filled-in form. */
+  static async register(
+    browser: Browser,
+    backend: Backend,
+    label: string,
+    displayName: string,
+    screenshot?: string,
+  ): Promise<AppUser> {
     const user = await AppUser.open(browser, backend, uniqueName(label), displayName);
-    await user.createAccount(user.username, displayName);
+    await user.createAccount(user.username, displayName, screenshot);
     return user;
   }
 
@@ -100,10 +110,11 @@ export class AppUser {
   }
 
   /** Creates an account through the form shown on this page (on this tab, whoever used it before). */
-  async createAccount(username: string, displayName: string): Promise<void> {
+  async createAccount(username: string, displayName: string, screenshot?: string): Promise<void> {
     await this.page.getByRole('tab', { name: 'Create account' }).click();
     await this.fillCredentials(username);
     await this.page.getByLabel('Display name').fill(displayName);
+    if (screenshot) await this.screenshot(screenshot);
     await this.page.getByRole('button', { name: 'Create account', exact: true }).click();
     await this.signedIn();
   }
@@ -216,12 +227,15 @@ export class AppUser {
   }
 
   async screenshot(name: string): Promise<void> {
-    // Committed pictures for the README: refreshed only when asked, so test runs leave the tree clean.
-    if (process.env['UPDATE_SCREENSHOTS'] !== '1') return;
-    await mkdir(SCREENSHOT_DIR, { recursive: true });
+    const testFile = path.basename(expect.getState().testPath ?? 'browser', '.test.ts');
+    const dirs = [path.join(ARTIFACT_DIR, testFile)];
+    if (process.env['UPDATE_SCREENSHOTS'] === '1') dirs.push(SCREENSHOT_DIR);
     // No hover highlight left over from the last click.
     await this.page.mouse.move(this.page.viewportSize()!.width - 1, this.page.viewportSize()!.height - 1);
-    await this.page.screenshot({ path: path.join(SCREENSHOT_DIR, `${name}.png`) });
+    for (const dir of dirs) {
+      await mkdir(dir, { recursive: true });
+      await this.page.screenshot({ path: path.join(dir, `${name}.png`) });
+    }
   }
 
   async close(): Promise<void> {

@@ -55,7 +55,7 @@ export function webClientScenarios(startBackend: () => Promise<Backend>): void {
 
   step('registers two people, who become contacts', async () => {
     [alice, bob] = await Promise.all([
-      AppUser.register(browser, backend, 'alice', 'Alice'),
+      AppUser.register(browser, backend, 'alice', 'Alice', 'desktop-register'),
       AppUser.register(browser, backend, 'bob', 'Bob'),
     ]);
     await alice.requestContact(bob.username);
@@ -69,6 +69,10 @@ export function webClientScenarios(startBackend: () => Promise<Backend>): void {
 
     // Alice's side turns from "sent" to a contact without a reload.
     await alice.page.getByRole('region', { name: 'Contacts' }).locator(`.person[data-username="${bob.username}"]`).waitFor();
+
+    // On a fleet, nginx spread the two sockets over two gateways: every live event so far
+    // (and every one after) crossed Redis from one node to the other.
+    if (backend.socketsPerGateway) expect(await backend.socketsPerGateway()).toEqual([1, 1]);
   });
 
   step('starts a direct chat: messages arrive live, unread badge, typing, read receipt', async () => {
