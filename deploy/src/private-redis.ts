@@ -62,11 +62,12 @@ export class PrivateRedis {
     return this.signal('SIGCONT');
   }
 
-  async stop(): Promise<void> {
+  /** Stops the server: SIGTERM (a clean shutdown) or SIGKILL (a crash: sockets reset, nothing said). */
+  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
     if (this.exited) return;
     const exit = once(this.child, 'exit');
     this.signal('SIGCONT');
-    this.signal('SIGTERM');
+    this.signal(signal);
     await exit;
   }
 }

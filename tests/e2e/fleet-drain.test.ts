@@ -61,5 +61,8 @@ it('SIGTERM drains a node under traffic: its clients get 1012 and move to the ot
   }
 
   await within(Promise.all(loops), 60_000, 'every send to be acknowledged');
+  // The reconnect is all a client sees: no send was refused or retried after an error reply
+  // (the SDK reports each one, even those it retries by itself).
+  expect(group.members.flatMap((member) => member.errors.map((error) => `${member.label}: ${error.code} ${error.message}`))).toEqual([]);
   await expectNothingLost('drain', ledger, group, 30_000, { extra: { exit_ms: exitMs } });
 });
