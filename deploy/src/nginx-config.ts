@@ -14,6 +14,7 @@ export const NGINX_DEFAULTS = {
   workerProcesses: 'auto' as number | 'auto',
   workerConnections: 4096,
   workerShutdownTimeoutSeconds: 300,
+  clientHeaderTimeoutSeconds: 10,
 };
 
 /** What a rendered config needs. Addresses are `host:port` (`[v6]:port` for IPv6). */
@@ -39,6 +40,11 @@ export interface NginxConfigOptions {
   workerConnections?: number;
   /** How long old workers keep serving open sockets after a reload or graceful stop. */
   workerShutdownTimeoutSeconds?: number;
+  /**
+   * Deadline for the TLS handshake plus the whole request head (an upgrade included): a
+   * client that trickles its headers (slowloris) holds a connection no longer than this.
+   */
+  clientHeaderTimeoutSeconds?: number;
   /** Template text; defaults to nginx/parley.conf.template. */
   template?: string;
 }
@@ -122,6 +128,10 @@ export function renderNginxConfig(options: NginxConfigOptions): string {
     worker_shutdown_timeout: `${positiveInteger(
       options.workerShutdownTimeoutSeconds ?? NGINX_DEFAULTS.workerShutdownTimeoutSeconds,
       'workerShutdownTimeoutSeconds',
+    )}s`,
+    client_header_timeout: `${positiveInteger(
+      options.clientHeaderTimeoutSeconds ?? NGINX_DEFAULTS.clientHeaderTimeoutSeconds,
+      'clientHeaderTimeoutSeconds',
     )}s`,
     // A dead replica is skipped for 10 s after one failure, then tried again.
     gateway_servers: gateways.map((gateway) => `        server ${gateway} max_fails=1 fail_timeout=10s;`).join('\n'),

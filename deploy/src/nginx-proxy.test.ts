@@ -3,6 +3,7 @@ import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import path from 'node:path';
 import WebSocket, { WebSocketServer } from 'ws';
 import { httpRequest } from './http-client';
@@ -17,6 +18,7 @@ import { createSelfSignedCert, type SelfSignedCert } from './tls';
 // gateways and the message service so every proxied header and status can be seen.
 
 const MAX_CONNS_PER_IP = 6;
+const CLIENT_HEADER_TIMEOUT_S = 2;
 
 interface FakeGateway {
   name: string;
@@ -91,6 +93,7 @@ function render(gatewayAddresses: string[]): string {
     // One worker: upstream keep-alive reuse is then observable from one socket's port.
     workerProcesses: 1,
     workerConnections: 1024,
+    clientHeaderTimeoutSeconds: CLIENT_HEADER_TIMEOUT_S,
   });
 }
 
@@ -273,6 +276,27 @@ describe('the rendered config under a real nginx', () => {
     do reconnected = await connect();
     while (!('socket' in reconnected) && Date.now() < deadline);
     expect('socket' in reconnected).toBe(true);
+  });
+
+  it('cuts a client that trickles its upgrade headers (slowloris) at client_header_timeout, however it keeps sending', async () => {
+    const [host, port] = listenAddress.split(':') as [string, string];
+    const socket = tlsConnect({ host, port: Number(port), rejectUnauthorized: false });
+    await once(socket, 'secureConnect');
+    const startedAt = Date.now();
+    socket.write('GET /ws HTTP/1.1\r\nHost: localhost\r\n');
+    // One more header line every 200 ms: each byte resets no timer.
+    let line = 0;
+    const trickle = setInterval(() => socket.write(`X-Slow-${line++}: 1\r\n`), 200);
+    socket.on('error', () => undefined); // a write racing the close
+    try {
+      await once(socket, 'close');
+    } finally {
+      clearInterval(trickle);
+    }
+    const heldMs = Date.now() - startedAt;
+    expect(line).toBeGreaterThan(3); // it really kept sending
+    expect(heldMs).toBeGreaterThanOrEqual(CLIENT_HEADER_TIMEOUT_S * 1000 - 100);
+    expect(heldMs).toBeLessThan(CLIENT_HEADER_TIMEOUT_S * 1000 + 2000);
   });
 
   it('takes a new replica after a re-render and a reload, and sends new sockets to it', async () => {
