@@ -1,5 +1,5 @@
 import { EDGE_ENV } from '@parley/deploy';
-import { databaseErrorKind } from '../../services/message/src/http/database-errors';
+import { databaseErrorKind } from '../../services/message/src/repositories/database-errors';
 import { readText, readYaml } from './support/manifests';
 
 // The alert rules, the dashboard and the runbook hang together: every alert has a

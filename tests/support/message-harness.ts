@@ -76,7 +76,14 @@ export async function startMessageHarness(
   };
   const logger = pino({ level: process.env['TEST_LOG_LEVEL'] ?? 'silent' });
   const parts = backend === 'embedded' ? await embeddedParts() : await postgresParts(config.busPrefix);
-  const app = await buildApp({ config, db: parts.db.kysely, redis: parts.redis, bus: parts.bus, logger });
+  const app = await buildApp({
+    config,
+    db: parts.db.kysely,
+    redis: parts.redis,
+    bus: parts.bus,
+    logger,
+    ...(backend === 'embedded' ? { sendBatchesInFlight: 1 } : {}),
+  });
   let closing: Promise<void> | undefined;
   const close = async () => {
     await app.close();

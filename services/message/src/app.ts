@@ -69,6 +69,12 @@ export interface AppDeps {
    * not-found handlers cover them too.
    */
   extraRoutes?: FastifyPluginAsync;
+  /**
+   * Send transactions (group commits) in flight at once (default 4), each holding a pooled
+   * connection: keep it well under the pool size. An embedded database runs one
+   * transaction at a time: give it 1.
+   */
+  sendBatchesInFlight?: number;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -143,11 +149,17 @@ export async function buildApp(deps: AppDeps) {
     users: new UserService(db),
     contacts: new ContactService(db, publisher),
     conversations: new ConversationService(db, publisher),
-    messages: new MessageService(db, publisher, () => {
-      metrics.messagesStored.inc();
-      // Test-only fault (FAULT_EXIT_AFTER_COMMIT, refused outside NODE_ENV=test): the send
-      // has committed and nobody has been told. A retry must find the original.
-      if (config.faultExitAfterCommit) process.exit(FAULT_EXIT_CODE);
+    messages: new MessageService(db, publisher, {
+      onMessageStored: () => {
+        metrics.messagesStored.inc();
+        // Test-only fault (FAULT_EXIT_AFTER_COMMIT, refused outside NODE_ENV=test): the send
+        // has committed and nobody has been told. A retry must find the original.
+        if (config.faultExitAfterCommit) process.exit(FAULT_EXIT_CODE);
+      },
+      sendBatching: {
+        ...(deps.sendBatchesInFlight ? { maxConcurrent: deps.sendBatchesInFlight } : {}),
+        onBatch: (size) => metrics.sendBatchSize.observe(size),
+      },
     }),
     sync: new SyncService(db),
     authenticate: makeAuthenticate(auth),

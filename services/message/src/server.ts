@@ -35,7 +35,16 @@ async function main(): Promise<void> {
   const bus = new RedisBus({ publisher: redis, subscriber, prefix: config.busPrefix });
 
   let draining = false;
-  const app = await buildApp({ config, db: db.kysely, redis, bus, logger, isDraining: () => draining });
+  const app = await buildApp({
+    config,
+    db: db.kysely,
+    redis,
+    bus,
+    logger,
+    isDraining: () => draining,
+    // Half the pool at most: reads, sync and auth need connections while sends commit.
+    sendBatchesInFlight: Math.max(1, Math.min(4, Math.floor(config.databasePoolMax / 2))),
+  });
   await app.listen({ host: config.host, port: config.port });
 
   const shutdown = async (signal: string) => {

@@ -127,6 +127,7 @@ export async function startStandalone(options: StandaloneOptions): Promise<Runni
       logger,
       isDraining: () => stopping !== undefined,
       extraRoutes: routesBesideTheApi(config.webRoot, metrics),
+      ...(backend.mode === 'embedded' ? { sendBatchesInFlight: 1 } : {}),
     });
     let gateway: Gateway;
     try {

@@ -7,10 +7,12 @@ import {
   type ReadState,
   type SendMessageBody,
 } from '@parley/protocol';
-import * as contacts from '../repositories/contacts-repository';
 import * as conversations from '../repositories/conversations-repository';
+import { databaseErrorKind } from '../repositories/database-errors';
 import * as messages from '../repositories/messages-repository';
 import type { EventPublisher } from './event-publisher';
+import { GroupCommit, type GroupCommitOptions, type ItemOutcome } from './group-commit';
+import { storeSendBatch, type SendRequest, type StoredSend } from './store-batch';
 import { toMessage } from './mappers';
 import { requireMember } from './membership';
 
@@ -20,52 +22,74 @@ export interface SendOutcome {
   duplicate: boolean;
 }
 
+export interface MessageServiceOptions {
+  /** Told once per new message, after its commit. */
+  onMessageStored?: () => void;
+  /** Group commit of concurrent sends (see GroupCommit); `onBatch` sees each batch's size. */
+  sendBatching?: Partial<GroupCommitOptions>;
+}
+
+/** Sends per transaction at most; the rest wait for the next one. */
+const DEFAULT_MAX_SEND_BATCH = 256;
+/** Send transactions in flight at once, each on its own pooled connection. */
+const DEFAULT_CONCURRENT_SEND_BATCHES = 4;
+
 export class MessageService {
+  private readonly onMessageStored: () => void;
+  private readonly sends: GroupCommit<SendRequest, StoredSend>;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly publisher: EventPublisher,
-    private readonly onMessageStored: () => void = () => {},
-  ) {}
+    options: MessageServiceOptions = {},
+  ) {
+    this.onMessageStored = options.onMessageStored ?? (() => {});
+    this.sends = new GroupCommit((requests) => this.storeSends(requests), {
+      maxBatch: DEFAULT_MAX_SEND_BATCH,
+      maxConcurrent: DEFAULT_CONCURRENT_SEND_BATCHES,
+      ...options.sendBatching,
+    });
+  }
 
   /**
-   * Stores a message and returns it once committed. Seqs are gapless because the
-   * increment of `last_seq` and the insert commit together. The conversation row lock,
-   * taken first, serializes the duplicate check with the insert: a retry with the same
-   * client message id, even a concurrent one, finds the original instead of failing on
-   * the unique constraint or storing a second copy.
+   * Stores a message and returns it once committed. Concurrent sends share a transaction
+   * (group commit, see storeSendBatch); seqs are gapless because the allocation and the
+   * inserts commit together. The conversation row lock, taken first, serializes the
+   * duplicate check with the insert: a retry with the same client message id, even a
+   * concurrent one, finds the original instead of failing on the unique constraint or
+   * storing a second copy.
    */
   async send(userId: string, conversationId: string, body: SendMessageBody): Promise<SendOutcome> {
-    const outcome = await this.db.transaction().execute(async (trx) => {
-      const found = await conversations.findMembership(trx, conversationId, userId, { lock: true });
-      // A retry returns the original even if the sender has since left or been blocked:
-      // the message was stored and acknowledged (or about to be) when they could send.
-      if (found) {
-        const existing = await messages.findMessageByClientId(trx, conversationId, userId, body.clientMessageId);
-        if (existing) return { row: existing, duplicate: true };
-      }
-      const membership = requireMember(found);
-      if (membership.kind === 'direct' && membership.directKey) {
-        const peerId = membership.directKey.split(':').find((id) => id !== userId) ?? userId;
-        if (await contacts.isBlockedEitherWay(trx, userId, peerId)) throw new ParleyError('USER_BLOCKED');
-      }
-      const { seq, rev } = await messages.allocateSeq(trx, conversationId);
-      const row = await messages.insertMessage(trx, {
-        conversationId,
-        seq,
-        rev,
-        senderId: userId,
-        clientMessageId: body.clientMessageId,
-        body: body.body,
-      });
-      await conversations.setReadMarker(trx, conversationId, userId, seq);
-      return { row, duplicate: false };
-    });
+    const outcome = await this.sends.submit({ userId, conversationId, clientMessageId: body.clientMessageId, body: body.body });
     const message = toMessage(outcome.row);
     if (!outcome.duplicate) {
       this.onMessageStored();
       this.publisher.publish({ v: 1, type: 'message.created', conversationId, message }, { conversationId });
     }
     return { message, duplicate: outcome.duplicate };
+  }
+
+  /**
+   * One transaction for a batch of sends. If it fails for a reason other than the database
+   * being unavailable, one bad send must not fail the others with it: each is then stored
+   * on its own, and only the bad one fails.
+   */
+  private async storeSends(requests: readonly SendRequest[]): Promise<Array<ItemOutcome<StoredSend>>> {
+    try {
+      return await this.db.transaction().execute((trx) => storeSendBatch(trx, requests));
+    } catch (error) {
+      if (requests.length === 1 || databaseErrorKind(error) === 'unavailable') throw error;
+      const outcomes: Array<ItemOutcome<StoredSend>> = [];
+      for (const request of requests) {
+        try {
+          const [outcome] = await this.db.transaction().execute((trx) => storeSendBatch(trx, [request]));
+          outcomes.push(outcome!);
+        } catch (itemError) {
+          outcomes.push({ ok: false, error: itemError });
+        }
+      }
+      return outcomes;
+    }
   }
 
   async history(userId: string, conversationId: string, query: HistoryQuery): Promise<HistoryPage> {

@@ -1,6 +1,6 @@
 import { ErrorCatalogue, isParleyError, type ErrorBody, type ErrorCode } from '@parley/protocol';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { databaseErrorKind } from './database-errors';
+import { databaseErrorKind } from '../repositories/database-errors';
 
 /** Fastify's own errors, by code, and what they mean in our catalogue. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {

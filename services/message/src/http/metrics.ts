@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import type { PublisherMetrics } from '../domain/event-publisher';
-import { databaseErrorKind } from './database-errors';
+import { databaseErrorKind } from '../repositories/database-errors';
 
 /** The service's Prometheus metrics, on a registry of its own (never the global one). */
 export class ServiceMetrics implements PublisherMetrics {
@@ -34,6 +34,12 @@ export class ServiceMetrics implements PublisherMetrics {
   readonly messagesStored = new Counter({
     name: 'parley_messages_stored_total',
     help: 'Messages committed to PostgreSQL (retries that found the original are not counted).',
+    registers: [this.registry],
+  });
+  readonly sendBatchSize = new Histogram({
+    name: 'parley_send_batch_size',
+    help: 'Sends stored per transaction (group commit): 1 at low load, more as concurrent sends queue up.',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
     registers: [this.registry],
   });
 

@@ -202,17 +202,6 @@ export async function advanceReadMarker(
   return row ? { lastReadSeq: row.last_read_seq, lastSeq: row.last_seq } : undefined;
 }
 
-/** A sender has read everything up to their own message. Runs under the conversation lock. */
-export async function setReadMarker(db: Executor, conversationId: string, userId: string, seq: number) {
-  await db
-    .updateTable('conversation_members')
-    .set({ last_read_seq: seq })
-    .where('conversation_id', '=', conversationId)
-    .where('user_id', '=', userId)
-    .where('last_read_seq', '<', seq)
-    .execute();
-}
-
 export interface SummaryFilter {
   conversationIds?: readonly string[];
   /** Keyset position: rows strictly after it in (activity desc, id desc) order. */
@@ -309,4 +298,63 @@ export async function findRouting(db: Executor, userId: string) {
     .select(['c.id', 'c.direct_key', 'm.joined_seq'])
     .where('m.user_id', '=', userId)
     .execute();
+}
+
+export interface LockedConversation {
+  id: string;
+  kind: ConversationKindColumn;
+  directKey: string | null;
+  lastSeq: number;
+  lastRev: number;
+}
+
+/**
+ * Takes the row locks of several conversations (FOR UPDATE), in id order so that two
+ * batches locking overlapping sets never deadlock, and returns those that exist. Read
+ * members after this, by another statement (see findMembership).
+ */
+export async function lockConversations(db: Executor, ids: readonly string[]): Promise<LockedConversation[]> {
+  if (ids.length === 0) return [];
+  const rows = await db
+    .selectFrom('conversations')
+    .select(['id', 'kind', 'direct_key', 'last_seq', 'last_rev'])
+    .where('id', 'in', ids)
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+  return rows.map((row) => ({ id: row.id, kind: row.kind, directKey: row.direct_key, lastSeq: row.last_seq, lastRev: row.last_rev }));
+}
+
+/** Which of these (conversation, user) pairs are memberships: keys `conversationId/userId`. */
+export async function findMemberPairs(
+  db: Executor,
+  pairs: ReadonlyArray<{ conversationId: string; userId: string }>,
+): Promise<Set<string>> {
+  if (pairs.length === 0) return new Set();
+  const rows = await db
+    .selectFrom('conversation_members')
+    .select(['conversation_id', 'user_id'])
+    .where((eb) =>
+      eb(
+        eb.refTuple('conversation_id', 'user_id'),
+        'in',
+        pairs.map((pair) => eb.tuple(pair.conversationId, pair.userId)),
+      ),
+    )
+    .execute();
+  return new Set(rows.map((row) => `${row.conversation_id}/${row.user_id}`));
+}
+
+/** Moves several read markers forward (never back): a sender has read up to their own message. */
+export async function raiseReadMarkers(
+  db: Executor,
+  markers: ReadonlyArray<{ conversationId: string; userId: string; seq: number }>,
+): Promise<void> {
+  if (markers.length === 0) return;
+  const values = sql.join(markers.map((m) => sql`(${m.conversationId}::uuid, ${m.userId}::uuid, ${m.seq}::bigint)`));
+  await sql`
+    update conversation_members as m set last_read_seq = v.seq
+    from (values ${values}) as v(conversation_id, user_id, seq)
+    where m.conversation_id = v.conversation_id and m.user_id = v.user_id and m.last_read_seq < v.seq
+  `.execute(db);
 }

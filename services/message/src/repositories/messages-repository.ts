@@ -2,27 +2,9 @@ import { sql, type MessageRow } from '@parley/db';
 import type { Executor } from './executor';
 
 /**
- * Takes the next seq and rev of a conversation. Must run in the transaction that
- * inserts the message and after the conversation row lock: the increment and the
- * insert commit together or not at all, which keeps seqs gapless.
+ * Takes the next rev, for an edit or delete. Must run in the transaction that writes the
+ * change and after the conversation row lock, so revs, like seqs, never skip or repeat.
  */
-export async function allocateSeq(db: Executor, conversationId: string): Promise<{ seq: number; rev: number }> {
-  const row = await db
-    .updateTable('conversations')
-    .set((eb) => ({
-      last_seq: eb('last_seq', '+', 1),
-      last_rev: eb('last_rev', '+', 1),
-      // The database's clock, like every other timestamp it is ordered against: a
-      // replica whose clock runs behind must not file a new message as old activity.
-      last_activity_at: sql<Date>`now()`,
-    }))
-    .where('id', '=', conversationId)
-    .returning(['last_seq', 'last_rev'])
-    .executeTakeFirstOrThrow();
-  return { seq: row.last_seq, rev: row.last_rev };
-}
-
-/** Takes the next rev, for an edit or delete. Same transaction rules as allocateSeq. */
 export async function allocateRev(db: Executor, conversationId: string): Promise<number> {
   const row = await db
     .updateTable('conversations')
@@ -31,46 +13,6 @@ export async function allocateRev(db: Executor, conversationId: string): Promise
     .returning('last_rev')
     .executeTakeFirstOrThrow();
   return row.last_rev;
-}
-
-export async function insertMessage(
-  db: Executor,
-  message: {
-    conversationId: string;
-    seq: number;
-    rev: number;
-    senderId: string;
-    clientMessageId: string;
-    body: string;
-  },
-): Promise<MessageRow> {
-  return db
-    .insertInto('messages')
-    .values({
-      conversation_id: message.conversationId,
-      seq: message.seq,
-      rev: message.rev,
-      sender_id: message.senderId,
-      client_message_id: message.clientMessageId,
-      body: message.body,
-    })
-    .returningAll()
-    .executeTakeFirstOrThrow();
-}
-
-export async function findMessageByClientId(
-  db: Executor,
-  conversationId: string,
-  senderId: string,
-  clientMessageId: string,
-): Promise<MessageRow | undefined> {
-  return db
-    .selectFrom('messages')
-    .selectAll()
-    .where('conversation_id', '=', conversationId)
-    .where('sender_id', '=', senderId)
-    .where('client_message_id', '=', clientMessageId)
-    .executeTakeFirst();
 }
 
 export async function findMessage(db: Executor, conversationId: string, seq: number): Promise<MessageRow | undefined> {
@@ -142,5 +84,70 @@ export async function findChangedSince(
     .where('seq', '>', minSeqExclusive)
     .orderBy('rev', 'asc')
     .limit(limit)
+    .execute();
+}
+
+/** Messages already stored under these client message ids (retries), each key once. */
+export async function findMessagesByClientIds(
+  db: Executor,
+  keys: ReadonlyArray<{ conversationId: string; senderId: string; clientMessageId: string }>,
+): Promise<MessageRow[]> {
+  if (keys.length === 0) return [];
+  return db
+    .selectFrom('messages')
+    .selectAll()
+    .where((eb) =>
+      eb(
+        eb.refTuple('conversation_id', 'sender_id', 'client_message_id'),
+        'in',
+        keys.map((key) => eb.tuple(key.conversationId, key.senderId, key.clientMessageId)),
+      ),
+    )
+    .execute();
+}
+
+/**
+ * Sets conversations' `last_seq` and `last_rev` to the values a batch allocated, under the
+ * row locks the batch holds (see lockConversations), in the transaction that inserts them.
+ */
+export async function setAllocatedSeqs(
+  db: Executor,
+  allocations: ReadonlyArray<{ conversationId: string; lastSeq: number; lastRev: number }>,
+): Promise<void> {
+  if (allocations.length === 0) return;
+  const values = sql.join(allocations.map((a) => sql`(${a.conversationId}::uuid, ${a.lastSeq}::bigint, ${a.lastRev}::bigint)`));
+  await sql`
+    update conversations as c set last_seq = v.last_seq, last_rev = v.last_rev, last_activity_at = now()
+    from (values ${values}) as v(id, last_seq, last_rev)
+    where c.id = v.id
+  `.execute(db);
+}
+
+/** Inserts several new messages in one statement; rows come back in no particular order. */
+export async function insertMessages(
+  db: Executor,
+  rows: ReadonlyArray<{
+    conversationId: string;
+    seq: number;
+    rev: number;
+    senderId: string;
+    clientMessageId: string;
+    body: string;
+  }>,
+): Promise<MessageRow[]> {
+  if (rows.length === 0) return [];
+  return db
+    .insertInto('messages')
+    .values(
+      rows.map((row) => ({
+        conversation_id: row.conversationId,
+        seq: row.seq,
+        rev: row.rev,
+        sender_id: row.senderId,
+        client_message_id: row.clientMessageId,
+        body: row.body,
+      })),
+    )
+    .returningAll()
     .execute();
 }
