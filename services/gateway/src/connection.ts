@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { CloseCodes, type CloseCodeName, type ServerFrame } from '@parley/protocol';
 import type { WebSocket } from 'ws';
 import type { GatewayMetrics } from './metrics';
+import type { WriteCoalescer } from './write-coalescer';
 
 /** A frame serialized once, to be sent as-is to any number of sockets. */
 export interface EncodedFrame {
@@ -44,6 +45,7 @@ export class ClientConnection {
     public tokenExpiresAt: number,
     private readonly sendBufferMaxBytes: number,
     private readonly metrics: GatewayMetrics,
+    private readonly coalescer: WriteCoalescer,
   ) {
     this.armExpiry();
   }
@@ -59,6 +61,7 @@ export class ClientConnection {
       this.close('SLOW_CONSUMER');
       return false;
     }
+    this.coalescer.hold(this.socket);
     this.socket.send(frame.data, { binary: false });
     this.metrics.framesOut.inc({ type: frame.type });
     return true;

@@ -13,6 +13,7 @@ import { MessageServiceClient } from './message-service-client';
 import type { GatewayMetrics } from './metrics';
 import type { Presence } from './presence';
 import { authorizeUpgrade } from './upgrade-auth';
+import { WriteCoalescer } from './write-coalescer';
 
 export type GatewayOptions = Pick<
   GatewayConfig,
@@ -89,6 +90,8 @@ export class Gateway {
   private readonly frames: FrameHandler;
   private readonly messageService: MessageServiceClient;
   private readonly connections = new Set<ClientConnection>();
+  /** One per node: every socket's frames of a turn leave in one write (see WriteCoalescer). */
+  private readonly coalescer = new WriteCoalescer();
   /** Open sockets per user on this node, for presence. */
   private readonly socketsPerUser = new Map<string, number>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -285,6 +288,7 @@ export class Gateway {
       claims.expiresAt,
       options.sendBufferMaxBytes,
       this.metrics,
+      this.coalescer,
     );
     this.connections.add(connection);
     this.metrics.connections.set(this.connections.size);
