@@ -36,6 +36,13 @@ export class ClientConnection {
   readonly lastTyping = new Map<string, number>();
   private expiryTimer: NodeJS.Timeout | undefined;
   private closing = false;
+  /**
+   * Frames sent before `hello` wait here: events of channels subscribed while the socket
+   * is being set up must not reach the client before the frame that says it is open
+   * (docs/protocol.md). Null once `hello` is out.
+   */
+  private held: EncodedFrame[] | null = [];
+  private heldBytes = 0;
 
   constructor(
     readonly socket: WebSocket,
@@ -56,6 +63,16 @@ export class ClientConnection {
 
   send(frame: EncodedFrame): boolean {
     if (!this.isOpen) return false;
+    if (this.held) {
+      this.heldBytes += frame.data.length;
+      if (this.heldBytes > this.sendBufferMaxBytes) {
+        this.metrics.slowConsumerCloses.inc();
+        this.close('SLOW_CONSUMER');
+        return false;
+      }
+      this.held.push(frame);
+      return true;
+    }
     if (this.socket.bufferedAmount + frame.data.length > this.sendBufferMaxBytes) {
       this.metrics.slowConsumerCloses.inc();
       this.close('SLOW_CONSUMER');
@@ -69,6 +86,15 @@ export class ClientConnection {
 
   sendFrame(frame: ServerFrame): boolean {
     return this.send(encodeFrame(frame));
+  }
+
+  /** Sends `hello`, then whatever was sent to this socket while it was being set up, in order. */
+  start(hello: Extract<ServerFrame, { type: 'hello' }>): void {
+    const held = this.held ?? [];
+    this.held = null;
+    this.heldBytes = 0;
+    if (!this.sendFrame(hello)) return;
+    for (const frame of held) if (!this.send(frame)) return;
   }
 
   /** Replaces the token after an in-band refresh and re-arms the expiry close. */

@@ -316,8 +316,9 @@ export class Gateway {
       return;
     }
     if (!this.connections.has(connection)) return; // closed while subscribing
-    if (sockets === 1) await this.presenceChange(connection.userId, true);
-    connection.sendFrame({
+    // Subscribed: from here on the socket hears every event, so `hello` can say it is open
+    // (events heard while subscribing were held and follow it).
+    connection.start({
       type: 'hello',
       userId: connection.userId,
       sessionId: connection.sessionId,
@@ -325,6 +326,7 @@ export class Gateway {
       heartbeatMs: options.heartbeatIntervalMs,
       tokenExpiresAt: connection.tokenExpiresAt,
     });
+    if (sockets === 1) await this.presenceChange(connection.userId, true);
     await this.sendPresenceSnapshot(connection, routing.directPeerIds);
   }
 
