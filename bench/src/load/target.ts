@@ -1,0 +1,160 @@
+import { randomBytes } from 'node:crypto';
+import { generateSigningJwk } from '@parley/auth';
+import { createDb, migrateToLatest } from '@parley/db';
+import { getFreePort, PrivateRedis, startTopology, type SigningJwk, type Topology, type TopologyOptions } from '@parley/deploy';
+import { migrations } from '@parley/migrations';
+import pg from 'pg';
+
+/** Start a fresh topology for the run (the default), stopped again at its end. */
+export interface StartTarget {
+  kind: 'start';
+  /** Gateway processes (default 2). */
+  gateways?: number;
+  /** An already migrated database to use as is (the test suite's). */
+  databaseUrl?: string;
+  /**
+   * Without databaseUrl: a role that may CREATE DATABASE; a fresh database is created,
+   * migrated and dropped at the end (default $DATABASE_URL, else the local postgres).
+   */
+  adminDatabaseUrl?: string;
+  /** Without it a private redis-server is started, so INFO commandstats counts only this run. */
+  redisUrl?: string;
+  /** Extra gateway / message service environment (wins over the run's defaults). */
+  gatewayEnv?: Record<string, string>;
+  messageEnv?: Record<string, string>;
+  /** Anything else for startTopology. */
+  topology?: Partial<TopologyOptions>;
+}
+
+/** A topology someone else runs (another scenario's, `npm run stack` with a known key...). */
+export interface AttachTarget {
+  kind: 'attach';
+  /** Each gateway's direct base URL (http://host:port) and, when on this box, its PID. */
+  gateways: Array<{ url: string; pid?: number; nodeId?: string }>;
+  /** nginx's WebSocket URL and CA, for via=nginx. */
+  wssUrl?: string;
+  caCertPem?: string;
+  /** Base URL of the REST API (message service directly, or nginx) for the catch-up sync. */
+  apiUrl: string;
+  messagePid?: number;
+  nginxPid?: number;
+  /** The migrated database the message service uses: users and conversations are seeded into it. */
+  databaseUrl: string;
+  /** The Redis the fleet uses (for INFO commandstats). */
+  redisUrl?: string;
+  /** The key the message service signs with (AUTH_SIGNING_KEY), to mint access tokens. */
+  signingJwk: SigningJwk;
+}
+
+/** An attach target for a topology this process started with startTopology. */
+export function attachTo(topology: Topology, options: { databaseUrl: string; redisUrl: string; signingJwk: SigningJwk }): AttachTarget {
+  return {
+    kind: 'attach',
+    gateways: topology.gateways.map((gateway) => ({ url: gateway.url, pid: gateway.pid, nodeId: gateway.nodeId })),
+    wssUrl: topology.wssUrl,
+    caCertPem: topology.caCertPem,
+    apiUrl: topology.messageUrl,
+    messagePid: topology.message.pid,
+    nginxPid: topology.nginx.pid,
+    ...options,
+  };
+}
+
+/** What a run needs of the system under test, whoever started it. */
+export interface Target {
+  kind: 'start' | 'attach';
+  attach: AttachTarget;
+  /** SIGKILLs gateway `index` by PID (the reconnect scenario). */
+  killGateway(index: number): void;
+  stop(): Promise<void>;
+}
+
+function withDatabase(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
+/** The topology for a run: started (fresh database, private Redis) or attached to. */
+export async function openTarget(spec: StartTarget | AttachTarget, log: (line: string) => void): Promise<Target> {
+  if (spec.kind === 'attach') {
+    return {
+      kind: 'attach',
+      attach: spec,
+      killGateway(index) {
+        const pid = spec.gateways[index]?.pid;
+        if (!pid) throw new Error(`gateway ${index} has no PID to kill`);
+        process.kill(pid, 'SIGKILL');
+      },
+      stop: async () => {},
+    };
+  }
+
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
+  };
+  try {
+    let databaseUrl = spec.databaseUrl;
+    if (!databaseUrl) {
+      const adminUrl = spec.adminDatabaseUrl ?? process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+      const name = `parley_load_${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
+      const admin = new pg.Client({ connectionString: adminUrl });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
+      await admin.end();
+      cleanups.push(async () => {
+        const dropper = new pg.Client({ connectionString: adminUrl });
+        await dropper.connect();
+        await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await dropper.end();
+      });
+      databaseUrl = withDatabase(adminUrl, name);
+      const db = createDb({ connectionString: databaseUrl, maxConnections: 1 });
+      await migrateToLatest(db.kysely, migrations);
+      await db.close();
+      log(`database ${name} created and migrated`);
+    }
+    let redisUrl = spec.redisUrl;
+    if (!redisUrl) {
+      const redis = await PrivateRedis.start(await getFreePort('127.0.0.1'));
+      cleanups.push(() => redis.stop());
+      redisUrl = redis.url;
+      log(`private redis-server at ${redisUrl}`);
+    }
+    const signingJwk = await generateSigningJwk(`load-${randomBytes(3).toString('hex')}`);
+    const unlimited = '1000000';
+    const topology = await startTopology({
+      databaseUrl,
+      redisUrl,
+      gateways: spec.gateways ?? 2,
+      busPrefix: `parley-load-${randomBytes(4).toString('hex')}:`,
+      signingJwk,
+      logLevel: 'warn',
+      drainWindowMs: 500,
+      // Many sockets share a few source addresses: nginx's per-address cap is for the public edge.
+      maxConnsPerIp: 65_535,
+      ...spec.topology,
+      messageEnv: { LOGIN_RATE_LIMIT_MAX: unlimited, LOGIN_RATE_LIMIT_PER_IP_MAX: unlimited, REGISTER_RATE_LIMIT_MAX: unlimited, ...spec.messageEnv },
+      // The per-socket frame limit protects against abusive clients; a hot-conversation
+      // sender offers more than 20 frames/s on purpose. A gateway may hold up to the
+      // per-process open-file limit.
+      gatewayEnv: { RATE_LIMIT_FRAMES_PER_SECOND: '100000', MAX_CONNECTIONS: '19500', ...spec.gatewayEnv },
+    });
+    cleanups.push(() => topology.stop({ removeWorkDir: true }));
+    log(`topology up: ${topology.gateways.length} gateway(s), nginx at ${topology.httpsUrl}`);
+    return {
+      kind: 'start',
+      attach: attachTo(topology, { databaseUrl, redisUrl, signingJwk }),
+      killGateway(index) {
+        const gateway = topology.gateways[index];
+        if (!gateway) throw new Error(`no gateway ${index}`);
+        gateway.kill('SIGKILL');
+      },
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
