@@ -141,7 +141,7 @@ export async function openTarget(spec: StartTarget | AttachTarget, log: (line: s
       // per-process open-file limit.
       gatewayEnv: { RATE_LIMIT_FRAMES_PER_SECOND: '100000', MAX_CONNECTIONS: '19500', ...spec.gatewayEnv },
     });
-    cleanups.push(() => topology.stop({ removeWorkDir: true }));
+    cleanups.push(() => topology.stop({ removeWorkDir: process.env['PARLEY_LOAD_KEEP_LOGS'] !== '1' }));
     log(`topology up: ${topology.gateways.length} gateway(s), nginx at ${topology.httpsUrl}`);
     return {
       kind: 'start',

@@ -213,6 +213,7 @@ export class Gateway {
     for (const connection of this.connections) connection.socket.terminate();
     await this.waitUntilEmpty(5000); // lets the close clean-ups mark users offline
     await this.deps.presence.stop();
+    await this.messageService.close();
     this.wss.close();
     // An attached gateway leaves the shared server to its owner.
     if (this.server.listening) await new Promise<void>((resolve) => this.server.close(() => resolve()));

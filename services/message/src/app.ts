@@ -4,7 +4,7 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { AccessTokenSigner, AccessTokenVerifier } from '@parley/auth';
+import { AccessTokenSigner, AccessTokenVerifier, CachingTokenVerifier } from '@parley/auth';
 import type { Bus } from '@parley/bus';
 import { sql, type Database, type Kysely } from '@parley/db';
 import { ParleyError } from '@parley/protocol';
@@ -139,7 +139,7 @@ export async function buildApp(deps: AppDeps) {
   const auth = new AuthService(
     db,
     new AccessTokenSigner(config.signingKey, config, config.accessTokenTtlSeconds),
-    new AccessTokenVerifier(config.jwks, config),
+    new CachingTokenVerifier(new AccessTokenVerifier(config.jwks, config)),
     publisher,
     config.refreshTokenTtlSeconds,
     config.refreshReuseGraceSeconds,

@@ -6,7 +6,7 @@ import {
   verifyAgainstDummy,
   verifyPassword,
   type AccessTokenSigner,
-  type AccessTokenVerifier,
+  type TokenVerifier,
 } from '@parley/auth';
 import type { Database, Kysely } from '@parley/db';
 import { ParleyError, type AuthResponse, type LoginBody, type RegisterBody, type Tokens } from '@parley/protocol';
@@ -14,6 +14,7 @@ import * as sessions from '../repositories/sessions-repository';
 import * as users from '../repositories/users-repository';
 import type { EventPublisher } from './event-publisher';
 import { toMe } from './mappers';
+import { MicroBatcher } from './micro-batcher';
 
 export interface AuthenticatedUser {
   userId: string;
@@ -24,12 +25,24 @@ export class AuthService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly signer: AccessTokenSigner,
-    private readonly verifier: AccessTokenVerifier,
+    private readonly verifier: TokenVerifier,
     private readonly publisher: EventPublisher,
     private readonly refreshTokenTtlSeconds: number,
     /** How long a rotated refresh token may be retried while its successor is unused (0: never). */
     private readonly refreshReuseGraceSeconds: number,
   ) {}
+
+  /**
+   * Every authenticated request reads its session (revocation takes effect at once);
+   * requests that arrive together read theirs with one statement.
+   */
+  private readonly sessionLookups = new MicroBatcher<string, { user_id: string; revoked_at: Date | null } | undefined>(
+    async (sessionIds) => {
+      const found = await sessions.findSessions(this.db, [...new Set(sessionIds)]);
+      return sessionIds.map((id) => ({ ok: true, value: found.get(id) }));
+    },
+    { maxBatch: 500, maxConcurrent: 2 },
+  );
 
   async register(body: RegisterBody): Promise<AuthResponse> {
     const passwordHash = await hashPassword(body.password);
@@ -103,7 +116,7 @@ export class AuthService {
   /** Verifies an access token and that its session is still live. */
   async authenticate(accessToken: string): Promise<AuthenticatedUser> {
     const claims = await this.verifier.verify(accessToken);
-    const session = await sessions.findSession(this.db, claims.sessionId);
+    const session = await this.sessionLookups.submit(claims.sessionId);
     if (!session || session.user_id !== claims.userId) throw new ParleyError('UNAUTHENTICATED');
     if (session.revoked_at !== null) throw new ParleyError('SESSION_REVOKED');
     return { userId: claims.userId, sessionId: claims.sessionId };

@@ -11,7 +11,7 @@ import * as conversations from '../repositories/conversations-repository';
 import { databaseErrorKind } from '../repositories/database-errors';
 import * as messages from '../repositories/messages-repository';
 import type { EventPublisher } from './event-publisher';
-import { GroupCommit, type GroupCommitOptions, type ItemOutcome } from './group-commit';
+import { MicroBatcher, type MicroBatcherOptions, type ItemOutcome } from './micro-batcher';
 import { storeSendBatch, type SendRequest, type StoredSend } from './store-batch';
 import { toMessage } from './mappers';
 import { requireMember } from './membership';
@@ -25,8 +25,8 @@ export interface SendOutcome {
 export interface MessageServiceOptions {
   /** Told once per new message, after its commit. */
   onMessageStored?: () => void;
-  /** Group commit of concurrent sends (see GroupCommit); `onBatch` sees each batch's size. */
-  sendBatching?: Partial<GroupCommitOptions>;
+  /** Group commit of concurrent sends (see MicroBatcher); `onBatch` sees each batch's size. */
+  sendBatching?: Partial<MicroBatcherOptions>;
 }
 
 /** Sends per transaction at most; the rest wait for the next one. */
@@ -36,7 +36,7 @@ const DEFAULT_CONCURRENT_SEND_BATCHES = 4;
 
 export class MessageService {
   private readonly onMessageStored: () => void;
-  private readonly sends: GroupCommit<SendRequest, StoredSend>;
+  private readonly sends: MicroBatcher<SendRequest, StoredSend>;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -44,7 +44,7 @@ export class MessageService {
     options: MessageServiceOptions = {},
   ) {
     this.onMessageStored = options.onMessageStored ?? (() => {});
-    this.sends = new GroupCommit((requests) => this.storeSends(requests), {
+    this.sends = new MicroBatcher((requests) => this.storeSends(requests), {
       maxBatch: DEFAULT_MAX_SEND_BATCH,
       maxConcurrent: DEFAULT_CONCURRENT_SEND_BATCHES,
       ...options.sendBatching,

@@ -4,7 +4,7 @@ import * as contacts from '../repositories/contacts-repository';
 import * as conversations from '../repositories/conversations-repository';
 import type { Executor } from '../repositories/executor';
 import * as messages from '../repositories/messages-repository';
-import type { ItemOutcome } from './group-commit';
+import type { ItemOutcome } from './micro-batcher';
 
 export interface SendRequest {
   userId: string;

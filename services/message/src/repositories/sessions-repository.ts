@@ -9,11 +9,14 @@ export async function createSession(db: Executor, userId: string, deviceName: st
   return row.id;
 }
 
-export async function findSession(
+/** Several sessions by id, in one statement; missing ones are absent from the map. */
+export async function findSessions(
   db: Executor,
-  sessionId: string,
-): Promise<{ user_id: string; revoked_at: Date | null } | undefined> {
-  return db.selectFrom('sessions').select(['user_id', 'revoked_at']).where('id', '=', sessionId).executeTakeFirst();
+  sessionIds: readonly string[],
+): Promise<Map<string, { user_id: string; revoked_at: Date | null }>> {
+  if (sessionIds.length === 0) return new Map();
+  const rows = await db.selectFrom('sessions').select(['id', 'user_id', 'revoked_at']).where('id', 'in', sessionIds).execute();
+  return new Map(rows.map((row) => [row.id, { user_id: row.user_id, revoked_at: row.revoked_at }]));
 }
 
 /** Revokes a live session; returns false when it was already revoked or does not exist. */

@@ -1,4 +1,4 @@
-import { GroupCommit, type ItemOutcome } from './group-commit';
+import { MicroBatcher, type ItemOutcome } from './micro-batcher';
 
 /** A run whose batches finish only when the test says so. */
 function controlledRun() {
@@ -16,10 +16,10 @@ function controlledRun() {
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-describe('GroupCommit', () => {
+describe('MicroBatcher', () => {
   it('gives a lone item a batch of its own at once', async () => {
     const { run, batches } = controlledRun();
-    const commit = new GroupCommit(run, { maxBatch: 10, maxConcurrent: 1 });
+    const commit = new MicroBatcher(run, { maxBatch: 10, maxConcurrent: 1 });
     const answer = commit.submit(1);
     await turn();
     expect(batches.map((batch) => batch.items)).toEqual([[1]]);
@@ -30,7 +30,7 @@ describe('GroupCommit', () => {
   it('gathers what arrives while the batches in flight commit into the next batch', async () => {
     const { run, batches } = controlledRun();
     const sizes: number[] = [];
-    const commit = new GroupCommit(run, { maxBatch: 10, maxConcurrent: 1, onBatch: (size) => sizes.push(size) });
+    const commit = new MicroBatcher(run, { maxBatch: 10, maxConcurrent: 1, onBatch: (size) => sizes.push(size) });
     const first = commit.submit(1);
     await turn();
     const later = [2, 3, 4, 5].map((item) => commit.submit(item));
@@ -48,7 +48,7 @@ describe('GroupCommit', () => {
 
   it('never puts more than maxBatch items in a batch, nor more than maxConcurrent batches in flight', async () => {
     const { run, batches } = controlledRun();
-    const commit = new GroupCommit(run, { maxBatch: 3, maxConcurrent: 2 });
+    const commit = new MicroBatcher(run, { maxBatch: 3, maxConcurrent: 2 });
     const answers = Array.from({ length: 8 }, (_, index) => commit.submit(index));
     await turn();
     expect(batches.map((batch) => batch.items)).toEqual([
@@ -65,7 +65,7 @@ describe('GroupCommit', () => {
 
   it('answers each item with its own outcome, and every item with the error of a failed batch', async () => {
     const { run, batches } = controlledRun();
-    const commit = new GroupCommit(run, { maxBatch: 10, maxConcurrent: 1 });
+    const commit = new MicroBatcher(run, { maxBatch: 10, maxConcurrent: 1 });
     const [good, bad] = [commit.submit(1), commit.submit(2)];
     await turn();
     batches[0]!.finish([

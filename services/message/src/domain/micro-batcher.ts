@@ -1,7 +1,7 @@
 /** The outcome of one item of a batch: its own value, or its own error. */
 export type ItemOutcome<O> = { ok: true; value: O } | { ok: false; error: unknown };
 
-export interface GroupCommitOptions {
+export interface MicroBatcherOptions {
   /** Most items one batch takes; the rest wait for the next batch. */
   maxBatch: number;
   /** Batches allowed in flight at once (each holds one database connection). */
@@ -17,23 +17,24 @@ interface Waiting<I, O> {
 }
 
 /**
- * Group commit: items submitted while the database is busy are stored together, in one
- * transaction, by the next batch. At low load every item gets a batch of its own at once
- * (no added wait beyond one event-loop turn, which gathers what arrived together); under
- * load, batches grow by themselves while the `maxConcurrent` in flight commit, so a
- * commit (and its fsync) is paid per batch, not per item.
+ * Runs what arrives together as one batch: group commit for writes (sends stored in one
+ * transaction), one statement for reads (sessions looked up together). At low load every
+ * item gets a batch of its own at once (no added wait beyond one event-loop turn, which
+ * gathers what arrived together); under load, items queue while the `maxConcurrent`
+ * batches in flight run and go together into the next one, so a round trip (and, for a
+ * commit, its fsync) is paid per batch, not per item.
  *
  * `run` answers every item of its batch, in order. When `run` itself throws, every item
  * of the batch gets that error: nothing of a failed transaction was committed.
  */
-export class GroupCommit<I, O> {
+export class MicroBatcher<I, O> {
   private readonly queue: Array<Waiting<I, O>> = [];
   private running = 0;
   private scheduled = false;
 
   constructor(
     private readonly run: (items: readonly I[]) => Promise<Array<ItemOutcome<O>>>,
-    private readonly options: GroupCommitOptions,
+    private readonly options: MicroBatcherOptions,
   ) {
     if (options.maxBatch < 1 || options.maxConcurrent < 1) throw new Error('maxBatch and maxConcurrent must be at least 1');
   }
