@@ -66,6 +66,20 @@ describe('ClientConnection', () => {
     }
   });
 
+  it('sends a reading client more in one turn than the send buffer limit: the turn\'s coalesced bytes are not held against it', async () => {
+    const socket = await open(1000);
+    try {
+      socket.connection.start(HELLO);
+      const frame = encodeFrame({ type: 'typing', conversationId: 'c'.repeat(600), userId: 'u2' });
+      const sent = Array.from({ length: 10 }, () => socket.connection.send(frame));
+      expect(sent.every(Boolean)).toBe(true);
+      await socket.received(11);
+      expect(socket.connection.isOpen).toBe(true);
+    } finally {
+      await socket.close();
+    }
+  });
+
   it('closes a socket whose held frames pass the send buffer limit as a slow consumer', async () => {
     const socket = await open(1000);
     try {

@@ -73,7 +73,9 @@ export class ClientConnection {
       this.held.push(frame);
       return true;
     }
-    if (this.socket.bufferedAmount + frame.data.length > this.sendBufferMaxBytes) {
+    const over = () => this.socket.bufferedAmount + frame.data.length > this.sendBufferMaxBytes;
+    // Bytes held for this turn's single write are not a slow reader's: write them, then judge.
+    if (over() && (!this.coalescer.release(this.socket) || over())) {
       this.metrics.slowConsumerCloses.inc();
       this.close('SLOW_CONSUMER');
       return false;

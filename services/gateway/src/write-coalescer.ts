@@ -12,8 +12,9 @@ import type { WebSocket } from 'ws';
  * sockets, not one per socket. Frames still leave within the same loop iteration.
  *
  * ws has no cork API of its own; its maintainers point to the socket's own `cork()`
- * (websockets/ws#1999). Corked bytes count in `bufferedAmount`, so the slow-consumer
- * limit still sees them.
+ * (websockets/ws#1999). Corked bytes count in `bufferedAmount`: `release` writes them
+ * out before the slow-consumer limit is applied, so the limit sees only what the peer
+ * has not read.
  */
 export class WriteCoalescer {
   private readonly corked = new Set<Duplex>();
@@ -29,6 +30,18 @@ export class WriteCoalescer {
       this.scheduled = true;
       setImmediate(this.flush);
     }
+  }
+
+  /**
+   * Writes what the socket holds now, ahead of the turn's end. Corked bytes count in
+   * `bufferedAmount` though the kernel would take them at once: before judging a socket
+   * slow, flush it, so only bytes the peer is really not reading count.
+   */
+  release(ws: WebSocket): boolean {
+    const raw = (ws as unknown as { _socket?: Duplex })._socket;
+    if (!raw || !this.corked.delete(raw)) return false;
+    raw.uncork();
+    return true;
   }
 
   /** Sockets corked now (a gauge for tests). */
