@@ -57,6 +57,8 @@ export interface TopologyOptions {
   /** nginx binary (default: found on PATH or in the sbin directories). */
   nginxPath?: string;
   nginxWorkers?: number;
+  /** nginx `worker_connections` (default 4096): each proxied socket takes two, its client's and the upstream's. */
+  nginxWorkerConnections?: number;
   /**
    * How long nginx's old workers keep the sockets they hold after a reload (default 300 s).
    * When it runs out those clients reconnect through the current config, which spreads
@@ -260,6 +262,7 @@ export async function startTopology(options: TopologyOptions): Promise<Topology>
         maxConnsPerIp: options.maxConnsPerIp,
         heartbeatMs,
         workerProcesses: options.nginxWorkers ?? 2,
+        ...(options.nginxWorkerConnections ? { workerConnections: options.nginxWorkerConnections } : {}),
         workerShutdownTimeoutSeconds: options.nginxWorkerShutdownTimeoutSeconds,
       });
     await installNginxConfig(nginxBinary, prefix, configPath, render());

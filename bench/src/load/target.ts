@@ -134,6 +134,11 @@ export async function openTarget(spec: StartTarget | AttachTarget, log: (line: s
       drainWindowMs: 500,
       // Many sockets share a few source addresses: nginx's per-address cap is for the public edge.
       maxConnsPerIp: 65_535,
+      // A proxied socket costs nginx two connections (client and upstream), and a worker may
+      // open at most the per-process file limit (about 20,000 here): 4 workers of 9,000
+      // hold 18,000 sockets where the default 2 x 4,096 held about 4,000.
+      nginxWorkers: 4,
+      nginxWorkerConnections: 9_000,
       ...spec.topology,
       messageEnv: { LOGIN_RATE_LIMIT_MAX: unlimited, LOGIN_RATE_LIMIT_PER_IP_MAX: unlimited, REGISTER_RATE_LIMIT_MAX: unlimited, ...spec.messageEnv },
       // The per-socket frame limit protects against abusive clients; a hot-conversation

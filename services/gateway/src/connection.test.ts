@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { ClientConnection, encodeFrame } from './connection';
+import { ExpiryWheel } from './expiry-wheel';
 import { GatewayMetrics } from './metrics';
 import { WriteCoalescer } from './write-coalescer';
 
@@ -26,6 +27,7 @@ async function open(sendBufferMaxBytes = 1 << 20) {
     for (const waiter of waiters.filter((w) => frames.length >= w.count)) waiter.resolve();
   });
   const closed = once(client, 'close') as Promise<[number, Buffer]>;
+  const expiries = new ExpiryWheel<ClientConnection>((connection) => connection.close('AUTH_EXPIRED'));
   const connection = new ClientConnection(
     serverSide,
     'u1',
@@ -35,6 +37,7 @@ async function open(sendBufferMaxBytes = 1 << 20) {
     sendBufferMaxBytes,
     new GatewayMetrics(),
     new WriteCoalescer(),
+    expiries,
   );
   return {
     connection,
@@ -45,6 +48,7 @@ async function open(sendBufferMaxBytes = 1 << 20) {
       new Promise<void>((resolve) => (frames.length >= count ? resolve() : waiters.push({ count, resolve }))),
     async close() {
       connection.dispose();
+      expiries.stop();
       client.terminate();
       await new Promise((resolve) => server.close(resolve));
     },

@@ -101,6 +101,8 @@ export class EventRouter {
     if (event.type === 'message.created') this.metrics.fanoutFrom(event.message.createdAt);
     if (frame) {
       const encoded = encodeFrame(frame); // once, for every local recipient
+      let delivered = 0;
+      let closed = 0;
       for (const connection of targets) {
         // Typing goes to the others, not back to the typist's own sockets.
         if (event.type === 'typing' && connection.userId === event.userId) continue;
@@ -108,9 +110,15 @@ export class EventRouter {
         if (event.type === 'message.updated' && event.message.seq <= (connection.joinedSeqs.get(event.conversationId) ?? 0)) {
           continue;
         }
-        if (connection.send(encoded)) this.metrics.deliveries.inc();
-        else this.metrics.drops.inc({ reason: 'socket_closed' });
+        if (connection.write(encoded)) delivered += 1;
+        else closed += 1;
       }
+      // Counted once per event, not per socket.
+      if (delivered > 0) {
+        this.metrics.deliveries.inc(delivered);
+        this.metrics.framesOut.inc({ type: encoded.type }, delivered);
+      }
+      if (closed > 0) this.metrics.drops.inc({ reason: 'socket_closed' }, closed);
     }
     // After delivery, so a removed member still hears that they were removed.
     this.applyMembershipChange(event, targets);

@@ -8,6 +8,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { GatewayConfig } from './config';
 import { ClientConnection, encodeFrame } from './connection';
 import { EventRouter } from './event-router';
+import { ExpiryWheel } from './expiry-wheel';
 import { FrameHandler } from './frame-handler';
 import { MessageServiceClient } from './message-service-client';
 import type { GatewayMetrics } from './metrics';
@@ -92,6 +93,8 @@ export class Gateway {
   private readonly connections = new Set<ClientConnection>();
   /** One per node: every socket's frames of a turn leave in one write (see WriteCoalescer). */
   private readonly coalescer = new WriteCoalescer();
+  /** Token expiry of every socket, on one timer. */
+  private readonly expiries = new ExpiryWheel<ClientConnection>((connection) => connection.close('AUTH_EXPIRED'));
   /** Open sockets per user on this node, for presence. */
   private readonly socketsPerUser = new Map<string, number>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -209,6 +212,7 @@ export class Gateway {
 
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
+    this.expiries.stop();
     this.attachedTo?.off('upgrade', this.upgradeListener);
     for (const connection of this.connections) connection.socket.terminate();
     await this.waitUntilEmpty(5000); // lets the close clean-ups mark users offline
@@ -290,6 +294,7 @@ export class Gateway {
       options.sendBufferMaxBytes,
       this.metrics,
       this.coalescer,
+      this.expiries,
     );
     this.connections.add(connection);
     this.metrics.connections.set(this.connections.size);
