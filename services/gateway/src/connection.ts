@@ -110,11 +110,14 @@ export class ClientConnection {
     this.held = null;
     this.heldBytes = 0;
     if (!this.sendFrame(hello)) return;
-    for (const frame of held) if (!this.send(frame)) return;
+    // Counted when they were sent (and held): written now, not counted again.
+    for (const frame of held) if (!this.write(frame)) return;
   }
 
   /** Replaces the token after an in-band refresh and re-arms the expiry close. */
   refreshToken(token: string, expiresAt: number): void {
+    // The refresh answer may come after the socket closed: it must not go back on the wheel.
+    if (this.closing) return;
     this.token = token;
     this.tokenExpiresAt = expiresAt;
     this.expiries.set(this, expiresAt);

@@ -53,7 +53,12 @@ export class ExpiryWheel<T> {
       this.buckets.delete(second);
       for (const item of bucket) {
         this.slots.delete(item);
-        this.onExpired(item);
+        // One item's failure must not keep the others of its second open.
+        try {
+          this.onExpired(item);
+        } catch {
+          // onExpired closes a socket; a socket that cannot close is gone already.
+        }
       }
     }
   }

@@ -82,6 +82,19 @@ describe.each(MESSAGE_BACKENDS)('on %s', (backend) => {
     expect(state).toMatchObject({ lastSeq: 4, lastReadSeq: Math.max(...memberSeqs) });
   });
 
+  it('an upper-case conversation id is the same conversation: stored, answered, and published on its channel', async () => {
+    const [owner, member] = await registerUsers(h.app, 2);
+    const group = await createGroupAs(h.app, owner!, [member!], 'case');
+    const response = await call(h.app, owner!, 'POST', messagesUrl(group.id.toUpperCase()), { clientMessageId: 'upper', body: 'hi' });
+    expect(response.statusCode).toBe(201);
+    const { message } = response.json<SendMessageResponse>();
+    expect(message).toMatchObject({ conversationId: group.id, seq: 1 });
+    const published = await h.events.waitFor(
+      ({ event }) => event.type === 'message.created' && event.message.clientMessageId === 'upper',
+    );
+    expect(published.channel).toContain(`conv:{${group.id}}`);
+  });
+
   it('a send the database refuses fails alone: the others of its batch are stored', async () => {
     const [owner, member] = await registerUsers(h.app, 2);
     const group = await createGroupAs(h.app, owner!, [member!], 'poison');

@@ -60,11 +60,17 @@ export class MessageService {
    * storing a second copy.
    */
   async send(userId: string, conversationId: string, body: SendMessageBody): Promise<SendOutcome> {
-    const outcome = await this.sends.submit({ userId, conversationId, clientMessageId: body.clientMessageId, body: body.body });
+    // PostgreSQL answers ids in lower case; the batch matches its rows by them.
+    const request = { userId, conversationId: conversationId.toLowerCase(), clientMessageId: body.clientMessageId, body: body.body };
+    const outcome = await this.sends.submit(request);
     const message = toMessage(outcome.row);
     if (!outcome.duplicate) {
       this.onMessageStored();
-      this.publisher.publish({ v: 1, type: 'message.created', conversationId, message }, { conversationId });
+      // The stored id, lower case, names the channel the gateways subscribe to.
+      this.publisher.publish(
+        { v: 1, type: 'message.created', conversationId: message.conversationId, message },
+        { conversationId: message.conversationId },
+      );
     }
     return { message, duplicate: outcome.duplicate };
   }
