@@ -8,8 +8,8 @@
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import WebSocket from 'ws';
-import { monotonicMicros } from './clock';
-import { LatencyHistogram } from './histogram';
+import { nowUs } from '../load/clock';
+import { Histogram, type HistogramData } from '../load/histogram';
 import { decodeString, encodePayload, frameSentMicros, frameStep } from './payload';
 
 export type ClientKind = 'ws' | 'socketio';
@@ -60,9 +60,9 @@ export interface SnapshotReply {
   stale: number;
   open: number;
   closed: number;
-  histogram: ReturnType<LatencyHistogram['toBuckets']>;
+  histogram: HistogramData;
   /** The same per server URL (index into the connect command's urls). */
-  byUrl: Array<ReturnType<LatencyHistogram['toBuckets']>>;
+  byUrl: Array<HistogramData>;
 }
 
 export interface RanReply {
@@ -81,14 +81,14 @@ let received = 0;
 let stale = 0;
 let open = 0;
 let closed = 0;
-const histogram = new LatencyHistogram();
-const byUrl: LatencyHistogram[] = [];
+const histogram = new Histogram();
+const byUrl: Histogram[] = [];
 const closers: Array<() => void> = [];
 
-function onFrame(sentMicros: number, frameStep: number, urlHistogram: LatencyHistogram): void {
+function onFrame(sentMicros: number, frameStep: number, urlHistogram: Histogram): void {
   if (frameStep === step) {
     received += 1;
-    const latency = monotonicMicros() - sentMicros;
+    const latency = nowUs() - sentMicros;
     histogram.record(latency);
     urlHistogram.record(latency);
   } else {
@@ -112,7 +112,7 @@ function socketIoOptions(localAddress: string, query: Record<string, string>): P
   } as Partial<ManagerOptions & SocketOptions>;
 }
 
-function connectReceiver(kind: ClientKind, url: string, localAddress: string, urlHistogram: LatencyHistogram): Promise<void> {
+function connectReceiver(kind: ClientKind, url: string, localAddress: string, urlHistogram: Histogram): Promise<void> {
   return new Promise((resolve, reject) => {
     if (kind === 'ws') {
       // UTF-8 validation off: the frames are ASCII, and the receivers must cost less than the server.
@@ -154,7 +154,7 @@ function connectReceiver(kind: ClientKind, url: string, localAddress: string, ur
 
 async function connectAll(command: ConnectCommand): Promise<void> {
   const started = performance.now();
-  while (byUrl.length < command.urls.length) byUrl.push(new LatencyHistogram());
+  while (byUrl.length < command.urls.length) byUrl.push(new Histogram());
   let next = 0;
   let failed = 0;
   let firstError: string | undefined;
@@ -229,24 +229,24 @@ function connectSender(command: SenderCommand): Promise<Sender> {
 function run(command: RunCommand): void {
   const active = sender!;
   const config = senderConfig!;
-  const started = monotonicMicros();
+  const started = nowUs();
   const endAt = started + command.durationMs * 1000;
   let sent = 0;
   const finish = (behind: number) => {
-    const message: RanReply = { type: 'ran', step: command.step, sent, elapsedMs: (monotonicMicros() - started) / 1000, behind };
+    const message: RanReply = { type: 'ran', step: command.step, sent, elapsedMs: (nowUs() - started) / 1000, behind };
     reply(message);
   };
   if (command.rate === 0) {
     // Window mode: top up to `window` unacknowledged frames whenever an ack arrives.
     const fill = () => {
-      const now = monotonicMicros();
+      const now = nowUs();
       if (now >= endAt) {
         onAck = undefined;
         finish(0);
         return;
       }
       while (active.sentTotal - active.acked < config.window) {
-        active.sendFrame(encodePayload(monotonicMicros(), command.step, sent, config.payloadBytes));
+        active.sendFrame(encodePayload(nowUs(), command.step, sent, config.payloadBytes));
         sent += 1;
       }
     };
@@ -266,7 +266,7 @@ function run(command: RunCommand): void {
   const intervalMicros = 1e6 / command.rate;
   const total = Math.floor((command.durationMs / 1000) * command.rate);
   const tick = () => {
-    const now = monotonicMicros();
+    const now = nowUs();
     const due = Math.min(total, Math.floor((now - started) / intervalMicros) + 1);
     while (sent < due) {
       active.sendFrame(encodePayload(started + sent * intervalMicros, command.step, sent, config.payloadBytes));
@@ -312,7 +312,7 @@ process.on('message', (command: { type: string }) => {
       break;
     }
     case 'snapshot': {
-      const message: SnapshotReply = { type: 'snapshot', step, received, stale, open, closed, histogram: histogram.toBuckets(), byUrl: byUrl.map((entry) => entry.toBuckets()) };
+      const message: SnapshotReply = { type: 'snapshot', step, received, stale, open, closed, histogram: histogram.toData(), byUrl: byUrl.map((entry) => entry.toData()) };
       reply(message);
       break;
     }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Child, stopAll } from './children';
 import type { ClientKind, ConnectedReply, RanReply, SnapshotReply } from './fleet-worker';
-import { LatencyHistogram } from './histogram';
+import { Histogram } from '../load/histogram';
 
 const WORKER = join(__dirname, 'fleet-worker.js');
 
@@ -28,9 +28,9 @@ export interface FleetSnapshot {
   stale: number;
   open: number;
   closed: number;
-  histogram: LatencyHistogram;
+  histogram: Histogram;
   /** Latency of the members of each server URL, in the order given. */
-  byUrl: LatencyHistogram[];
+  byUrl: Histogram[];
 }
 
 /** Receivers in forked processes: every socket is a room member that counts what it gets. */
@@ -93,10 +93,10 @@ export class ReceiverFleet {
 
   async snapshot(): Promise<FleetSnapshot> {
     const replies = await Promise.all(this.workers.map((worker) => worker.request<SnapshotReply>({ type: 'snapshot' }, 'snapshot')));
-    const histogram = new LatencyHistogram();
+    const histogram = new Histogram();
     for (const r of replies) histogram.merge(r.histogram);
     const byUrl = (replies[0]?.byUrl ?? []).map((_, index) => {
-      const merged = new LatencyHistogram();
+      const merged = new Histogram();
       for (const r of replies) if (r.byUrl[index]) merged.merge(r.byUrl[index]!);
       return merged;
     });

@@ -1,11 +1,12 @@
 /**
- * The message-storing transaction of the message service (MessageService.send), as the
- * SQL its Kysely queries compile to, in the order it runs them, and two leaner forms
- * of the same seq-allocating insert for comparison. Kept next to the replay so a change
- * to the service's transaction has one place to be mirrored.
+ * The naive message-storing transaction: one message per transaction, as the message
+ * service stored a send before group commit (services/message/src/domain/store-batch.ts
+ * now stores concurrent sends together), in the SQL its Kysely queries compiled to; and
+ * two leaner forms of the same seq-allocating insert. These are the per-message ceilings
+ * the group commit is measured against.
  */
 
-/** MessageService.send: every statement, one round trip each. */
+/** One send per transaction, every statement one round trip (the `service` variant). */
 export const SERVICE = {
   begin: 'begin',
   // findMembership(lock: true): the conversation row lock serializes seq allocation and the duplicate check.

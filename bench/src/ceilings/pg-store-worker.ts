@@ -5,7 +5,7 @@
  * commit latency of each. Several such processes keep node-postgres from being the limit.
  */
 import pg from 'pg';
-import { LatencyHistogram } from './histogram';
+import { Histogram, type HistogramData } from '../load/histogram';
 import { FOUR_STATEMENTS, SERVICE, SINGLE_STATEMENT } from './pg-store-sql';
 
 export type PgStoreVariant = 'service' | 'four-statement' | 'single-statement';
@@ -38,7 +38,7 @@ export interface PgDoneReply {
   errors: number;
   firstError?: string;
   elapsedMs: number;
-  histogram: ReturnType<LatencyHistogram['toBuckets']>;
+  histogram: HistogramData;
 }
 
 let clients: pg.Client[] = [];
@@ -94,7 +94,7 @@ async function singleStatement(client: pg.Client, conversation: WorkConversation
 }
 
 async function run(command: PgRunCommand): Promise<PgDoneReply> {
-  const histogram = new LatencyHistogram();
+  const histogram = new Histogram();
   const body = 'm'.repeat(command.bodyBytes);
   const started = performance.now();
   const deadline = started + command.durationMs;
@@ -125,7 +125,7 @@ async function run(command: PgRunCommand): Promise<PgDoneReply> {
       }
     }),
   );
-  return { type: 'done', transactions, errors, firstError, elapsedMs: performance.now() - started, histogram: histogram.toBuckets() };
+  return { type: 'done', transactions, errors, firstError, elapsedMs: performance.now() - started, histogram: histogram.toData() };
 }
 
 process.on('message', (command: { type: string }) => {

@@ -17,7 +17,8 @@ import { createDb, migrateToLatest } from '@parley/db';
 import { migrations } from '@parley/migrations';
 import pg from 'pg';
 import { Child, stopAll } from './children';
-import { LatencyHistogram, type LatencySummary } from './histogram';
+import { Histogram } from '../load/histogram';
+import { latencySummary, type LatencySummary } from './histogram';
 import type { PgDoneReply, PgStoreVariant, WorkConversation } from './pg-store-worker';
 import { sumCpuSeconds } from './procfs';
 
@@ -225,7 +226,7 @@ export async function measurePgStore(options: PgStoreOptions): Promise<PgStoreRe
         const clientCpu = sumCpuSeconds(workers.map((worker) => worker.pid)) - clientCpu0;
         const transactions = replies.reduce((sum, reply) => sum + reply.transactions, 0);
         const elapsedMs = Math.max(...replies.map((reply) => reply.elapsedMs));
-        const histogram = new LatencyHistogram();
+        const histogram = new Histogram();
         for (const reply of replies) histogram.merge(reply.histogram);
         const transactionsPerSecond = Math.round((transactions / elapsedMs) * 1000);
         runs.push({
@@ -240,7 +241,7 @@ export async function measurePgStore(options: PgStoreOptions): Promise<PgStoreRe
           firstError: replies.find((reply) => reply.firstError)?.firstError,
           elapsedMs: Math.round(elapsedMs),
           transactionsPerSecond,
-          latency: histogram.summary(),
+          latency: latencySummary(histogram),
           gapless: await gapless(control),
           serverCpuPercent: serverCpu0 === null || serverCpu1 === null ? null : Math.round(((serverCpu1 - serverCpu0) / elapsedMs) * 100_000),
           clientCpuPercent: Math.round((clientCpu / elapsedMs) * 100_000),

@@ -15,7 +15,7 @@
 import { join } from 'node:path';
 import { Child, stopAll } from './children';
 import { ReceiverFleet, SenderClient } from './fleet';
-import type { LatencySummary } from './histogram';
+import { latencySummary, type LatencySummary } from './histogram';
 import { sumCpuSeconds } from './procfs';
 
 export interface SocketIoOptions {
@@ -148,7 +148,7 @@ export async function measureSocketIo(options: SocketIoOptions): Promise<SocketI
       const clientCpu = sumCpuSeconds(clientPids) - clientCpu0;
       // The schedule's length, not the time to the last send (which falls one interval short).
       const seconds = ran.sent / offered;
-      const latency = done.histogram.summary();
+      const latency = latencySummary(done.histogram);
       const deliveredRatio = expected === 0 ? 0 : done.received / expected;
       const keptUp = deliveredRatio >= criteria.minDeliveredRatio && latency.p99Ms <= criteria.maxP99Ms && ran.behind === 0;
       // CPU is read after the backlog drained, so it is per delivery of this step, not per second of it.
@@ -163,7 +163,7 @@ export async function measureSocketIo(options: SocketIoOptions): Promise<SocketI
         deliveredRatio: Math.round(deliveredRatio * 10_000) / 10_000,
         deliveriesPerSecond: Math.round(done.received / seconds),
         latency,
-        latencyByServer: done.byUrl.map((histogram) => histogram.summary()),
+        latencyByServer: done.byUrl.map((histogram) => latencySummary(histogram)),
         keptUp,
         serverCpuPercent: Math.round((serverCpu / seconds) * 100),
         serverCpuMsPer1000Deliveries: Math.round(((serverCpu * 1e6) / Math.max(1, done.received)) * 1000) / 1000,

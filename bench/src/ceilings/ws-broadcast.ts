@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { Child } from './children';
 import { ReceiverFleet, SenderClient } from './fleet';
-import type { LatencySummary } from './histogram';
+import { latencySummary, type LatencySummary } from './histogram';
 import { readCpuSeconds, sumCpuSeconds } from './procfs';
 
 export type BroadcastMode = 'per-frame' | 'coalesced';
@@ -125,7 +125,7 @@ async function measureMode(mode: BroadcastMode, options: WsBroadcastOptions): Pr
       lost: expected - final.received,
       elapsedMs: Math.round(ran.elapsedMs),
       deliveriesPerSecond: Math.round(during.received / seconds),
-      latency: final.histogram.summary(),
+      latency: latencySummary(final.histogram),
       serverCpuPercent: Math.round((serverCpu / seconds) * 100),
       serverCpuMsPer1000Deliveries: round((serverCpu * 1000 * 1000) / Math.max(1, during.received), 3),
       clientCpuPercent: Math.round((clientCpu / seconds) * 100),

@@ -67,6 +67,15 @@ export class Histogram {
     if (valueUs > this.max) this.max = valueUs;
   }
 
+  /** Forgets everything recorded (a new measurement step). */
+  reset(): void {
+    this.counts.clear();
+    this.count = 0;
+    this.sum = 0;
+    this.min = Infinity;
+    this.max = -Infinity;
+  }
+
   merge(other: Histogram | HistogramData): this {
     const data = other instanceof Histogram ? other.toData() : other;
     for (const [bucket, count] of data.buckets) this.counts.set(bucket, (this.counts.get(bucket) ?? 0) + count);
