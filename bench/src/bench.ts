@@ -64,6 +64,7 @@ const FULL: Plan = {
     ws: { members: 1000 },
     socketio: { members: 1000 },
     memory: { connections: 19_000, servers: ['ws'] },
+    connect: { connections: 10_000, servers: 3 },
   },
   socketIoMemoryConnections: 10_000,
   t1: { oneGatewayUsers: 19_000, spreadUsers: 50_000 },
@@ -84,6 +85,7 @@ const QUICK: Plan = {
     ws: { members: 200, durationMs: 1000, warmupMs: 300 },
     socketio: { members: 200, stepMs: 1000, warmupMs: 300, startRate: 50, growth: 2, maxSteps: 2 },
     memory: { connections: 2000, settleMs: 300, servers: ['ws'] },
+    connect: { connections: 1000, servers: 3 },
   },
   socketIoMemoryConnections: 1000,
   t1: { oneGatewayUsers: 2000, spreadUsers: 3000 },
@@ -95,7 +97,7 @@ const QUICK: Plan = {
 };
 
 /** The ceilings each target is held against (Redis PUBLISH is context for every run: only in a full selection). */
-const CEILINGS_OF: Record<TargetId, CeilingName[]> = { T1: ['memory'], T2: ['ws', 'socketio'], T3: ['pg'], T4: [], T5: ['pg'], T6: [] };
+const CEILINGS_OF: Record<TargetId, CeilingName[]> = { T1: ['memory'], T2: ['ws', 'socketio'], T3: ['pg'], T4: [], T5: ['pg'], T6: ['connect'] };
 
 const USAGE = `usage: npm run bench -- [--quick] [--only T1,T2,...] [--out-dir DIR] [--skip-ceilings] [--budget-min N]
   --quick          small sizes, a few minutes: shows the bench works, measures no target
@@ -248,6 +250,7 @@ async function main(): Promise<number> {
           (c.pg ? ` pg spread ${JSON.stringify(c.pg.table.spread)} hot ${JSON.stringify(c.pg.table.hot)} tx/s;` : '') +
           (coalesced ? ` ws coalesced ${n(coalesced.deliveriesPerSecond)} deliveries/s;` : '') +
           (c.socketio ? ` Socket.IO ${n(c.socketio.deliveriesPerSecond)} deliveries/s kept up;` : '') +
+          (c.connect ? ` connect ${n(c.connect.connectsPerSecond)}/s to bare servers through nginx;` : '') +
           (c.memory ? ` idle ${c.memory.runs.map((run) => `${run.server} ${run.perConnectionKiB} KiB`).join(', ')} per connection;` : '') +
           (Object.keys(c.errors).length ? ` FAILED: ${Object.keys(c.errors).join(', ')}` : ''),
       );

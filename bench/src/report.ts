@@ -406,15 +406,21 @@ export function evaluateTargets(report: BenchReport): TargetRow[] {
     const reconnect = run('T6.reconnect');
     const cr = connect?.result;
     const rr = reconnect?.result;
+    const bare = c?.connect;
     rows.push(
       row({
         id: 'T6a',
         target: `New authenticated connections/s through nginx (${thousands(cr?.clients.requested)} users)`,
         parley: cr?.clients.connectsPerSecond ?? null,
         parleyText: `${thousands(cr?.clients.connectsPerSecond)}/s`,
+        ceiling: bare?.connectsPerSecond ?? null,
+        ceilingText: bare ? `bare upgrade servers behind the same nginx: ${thousands(bare.connectsPerSecond)}/s` : 'missing',
         required: '≥ 2,000/s',
         pass: (v) => v >= 2000,
         from: [connect],
+        note: bare
+          ? `CPU s per 1,000 connections in the ceiling: generator ${fixed(bare.cpuSecondsPer1000Connections.loadgen, 2)}, nginx ${fixed(bare.cpuSecondsPer1000Connections.nginx, 2)}, bare servers ${fixed(bare.cpuSecondsPer1000Connections.servers, 2)}`
+          : '',
       }),
     );
     const x = rr?.reconnect;

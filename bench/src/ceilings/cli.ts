@@ -3,7 +3,7 @@
  * Runs the same-run ceilings and prints them: the JSON report on stdout, a summary on
  * stderr (so `> ceilings.json` keeps only the JSON).
  *
- *   npm run build && node bench/dist/ceilings/cli.js [--only redis,pg,ws,socketio,memory] [--quick] [--out file.json]
+ *   npm run build && node bench/dist/ceilings/cli.js [--only redis,pg,ws,socketio,memory,connect] [--quick] [--out file.json]
  *
  * REDIS_URL: the Redis to measure and to carry the Socket.IO adapter; unset, a private
  * redis-server is started on a free port for the run. DATABASE_URL: a PostgreSQL role
@@ -42,6 +42,7 @@ const QUICK: Omit<CeilingsOptions, 'redisUrl' | 'databaseUrl'> = {
   ws: { members: 100, durationMs: 1000, warmupMs: 300 },
   socketio: { members: 100, stepMs: 1000, warmupMs: 300, startRate: 50, growth: 2, maxSteps: 2 },
   memory: { connections: 300, settleMs: 300 },
+  connect: { connections: 300 },
 };
 
 async function main(): Promise<void> {

@@ -4,12 +4,14 @@
  * two cores each would be the other's noise). Every result is plain JSON.
  */
 import { cpus, release } from 'node:os';
+import { measureConnect, type ConnectCeilingOptions, type ConnectCeilingResult } from './connect';
 import { measureIdleMemory, type IdleMemoryOptions, type IdleMemoryResult } from './memory';
 import { measurePgStore, type PgStoreOptions, type PgStoreResult } from './pg-store';
 import { measureRedisPublish, type RedisPublishOptions, type RedisPublishResult } from './redis-publish';
 import { measureSocketIo, type SocketIoOptions, type SocketIoResult } from './socketio';
 import { measureWsBroadcast, type WsBroadcastOptions, type WsBroadcastResult } from './ws-broadcast';
 
+export * from './connect';
 export * from './histogram';
 export * from './memory';
 export * from './pg-store';
@@ -17,8 +19,8 @@ export * from './redis-publish';
 export * from './socketio';
 export * from './ws-broadcast';
 
-export type CeilingName = 'redis' | 'pg' | 'ws' | 'socketio' | 'memory';
-export const CEILING_NAMES: readonly CeilingName[] = ['redis', 'pg', 'ws', 'socketio', 'memory'];
+export type CeilingName = 'redis' | 'pg' | 'ws' | 'socketio' | 'memory' | 'connect';
+export const CEILING_NAMES: readonly CeilingName[] = ['redis', 'pg', 'ws', 'socketio', 'memory', 'connect'];
 
 export interface CeilingsOptions {
   redisUrl: string;
@@ -30,6 +32,7 @@ export interface CeilingsOptions {
   ws?: WsBroadcastOptions;
   socketio?: Omit<SocketIoOptions, 'redisUrl'>;
   memory?: Omit<IdleMemoryOptions, 'redisUrl'>;
+  connect?: Omit<ConnectCeilingOptions, 'adminUrl'>;
   /** Told when each ceiling starts and ends, for progress output. */
   onProgress?: (message: string) => void;
 }
@@ -42,6 +45,7 @@ export interface CeilingsReport {
   ws?: WsBroadcastResult;
   socketio?: SocketIoResult;
   memory?: IdleMemoryResult;
+  connect?: ConnectCeilingResult;
   /** A ceiling that failed, with why; the others still ran. */
   errors: Partial<Record<CeilingName, string>>;
   durationMs: number;
@@ -73,6 +77,7 @@ export async function measureCeilings(options: CeilingsOptions): Promise<Ceiling
   await step('ws', () => measureWsBroadcast(options.ws), (result) => (report.ws = result));
   await step('socketio', () => measureSocketIo({ ...options.socketio, redisUrl: options.redisUrl }), (result) => (report.socketio = result));
   await step('memory', () => measureIdleMemory({ ...options.memory, redisUrl: options.redisUrl }), (result) => (report.memory = result));
+  await step('connect', () => measureConnect({ ...options.connect, adminUrl: options.databaseUrl }), (result) => (report.connect = result));
   report.durationMs = Math.round(performance.now() - started);
   return report;
 }
@@ -128,6 +133,15 @@ export function formatCeilings(report: CeilingsReport): string {
           `JS heap ${run.perConnectionHeapUsedKiB} KiB, external ${run.perConnectionExternalKiB} KiB per connection)`,
       );
     }
+  }
+  if (report.connect) {
+    const run = report.connect;
+    const cpu = run.cpuSecondsPer1000Connections;
+    lines.push(
+      `Connect through nginx (TLS) to ${run.servers} bare upgrade servers, the load generator's connect scenario:`,
+      `  ${thousands(run.connected)}/${thousands(run.connections)} connected, ${thousands(run.connectsPerSecond ?? 0)} /s  p50 ${run.connectMs.p50} ms p99 ${run.connectMs.p99} ms  ` +
+        `CPU s per 1,000: generator ${cpu.loadgen}, nginx ${cpu.nginx}, servers ${cpu.servers}`,
+    );
   }
   for (const [name, error] of Object.entries(report.errors)) lines.push(`${name}: FAILED: ${error.split('\n')[0]}`);
   lines.push(`(${(report.durationMs / 1000).toFixed(0)} s)`);

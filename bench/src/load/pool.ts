@@ -1,21 +1,13 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import path from 'node:path';
+import { compiledScript } from '../compiled-script';
 import type { FromWorker, ToWorker } from './ipc';
 
 type Command = ToWorker extends infer T ? (T extends { id: number } ? Omit<T, 'id'> : never) : never;
 type Reply<K extends FromWorker['type']> = Extract<FromWorker, { type: K }>;
 
-/**
- * The compiled worker script. Workers always run compiled JavaScript (also when this
- * module runs from TypeScript sources under jest), like the services the topology starts.
- */
+/** The compiled worker script (see compiledScript). */
 export function workerScript(): string {
-  const here = path.join(__dirname, 'worker.js');
-  if (existsSync(here)) return here;
-  const built = path.resolve(__dirname, '../../dist/load/worker.js');
-  if (existsSync(built)) return built;
-  throw new Error(`${built} not found: run \`npm run build\` (or \`npx tsc -b bench\`) first`);
+  return compiledScript(__dirname, 'worker.js');
 }
 
 /** A forked worker process answering one request at a time per id. */

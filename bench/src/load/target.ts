@@ -75,6 +75,50 @@ function withDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
+/** nginx as every benchmark run gets it (the connect ceiling's nginx too). */
+export const BENCH_NGINX = {
+  // Many sockets share a few source addresses: nginx's per-address cap is for the public edge.
+  maxConnsPerIp: 65_535,
+  // A proxied socket costs nginx two connections (client and upstream), and a worker may
+  // open at most the per-process file limit (about 20,000 here): 4 workers of 9,000
+  // hold 18,000 sockets where the default 2 x 4,096 held about 4,000.
+  nginxWorkers: 4,
+  nginxWorkerConnections: 9_000,
+} as const;
+
+/**
+ * A new database, migrated, for one run; `drop` removes it. `adminUrl` is a role that may
+ * CREATE DATABASE (default $DATABASE_URL, else the local postgres).
+ */
+export async function createMigratedDatabase(
+  adminUrl: string | undefined,
+  log: (line: string) => void,
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  const admin = adminUrl ?? process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const name = `parley_load_${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
+  const creator = new pg.Client({ connectionString: admin });
+  await creator.connect();
+  await creator.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
+  await creator.end();
+  const drop = async () => {
+    const dropper = new pg.Client({ connectionString: admin });
+    await dropper.connect();
+    await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await dropper.end();
+  };
+  const url = withDatabase(admin, name);
+  try {
+    const db = createDb({ connectionString: url, maxConnections: 1 });
+    await migrateToLatest(db.kysely, migrations);
+    await db.close();
+  } catch (error) {
+    await drop().catch(() => undefined);
+    throw error;
+  }
+  log(`database ${name} created and migrated`);
+  return { url, drop };
+}
+
 /** The topology for a run: started (fresh database, private Redis) or attached to. */
 export async function openTarget(spec: StartTarget | AttachTarget, log: (line: string) => void): Promise<Target> {
   if (spec.kind === 'attach') {
@@ -97,23 +141,9 @@ export async function openTarget(spec: StartTarget | AttachTarget, log: (line: s
   try {
     let databaseUrl = spec.databaseUrl;
     if (!databaseUrl) {
-      const adminUrl = spec.adminDatabaseUrl ?? process.env['DATABASE_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-      const name = `parley_load_${Date.now().toString(36)}_${randomBytes(2).toString('hex')}`;
-      const admin = new pg.Client({ connectionString: adminUrl });
-      await admin.connect();
-      await admin.query(`CREATE DATABASE ${name} TEMPLATE template0 ENCODING 'UTF8'`);
-      await admin.end();
-      cleanups.push(async () => {
-        const dropper = new pg.Client({ connectionString: adminUrl });
-        await dropper.connect();
-        await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-        await dropper.end();
-      });
-      databaseUrl = withDatabase(adminUrl, name);
-      const db = createDb({ connectionString: databaseUrl, maxConnections: 1 });
-      await migrateToLatest(db.kysely, migrations);
-      await db.close();
-      log(`database ${name} created and migrated`);
+      const fresh = await createMigratedDatabase(spec.adminDatabaseUrl, log);
+      cleanups.push(fresh.drop);
+      databaseUrl = fresh.url;
     }
     let redisUrl = spec.redisUrl;
     if (!redisUrl) {
@@ -132,13 +162,7 @@ export async function openTarget(spec: StartTarget | AttachTarget, log: (line: s
       signingJwk,
       logLevel: 'warn',
       drainWindowMs: 500,
-      // Many sockets share a few source addresses: nginx's per-address cap is for the public edge.
-      maxConnsPerIp: 65_535,
-      // A proxied socket costs nginx two connections (client and upstream), and a worker may
-      // open at most the per-process file limit (about 20,000 here): 4 workers of 9,000
-      // hold 18,000 sockets where the default 2 x 4,096 held about 4,000.
-      nginxWorkers: 4,
-      nginxWorkerConnections: 9_000,
+      ...BENCH_NGINX,
       ...spec.topology,
       messageEnv: { LOGIN_RATE_LIMIT_MAX: unlimited, LOGIN_RATE_LIMIT_PER_IP_MAX: unlimited, REGISTER_RATE_LIMIT_MAX: unlimited, ...spec.messageEnv },
       // The per-socket frame limit protects against abusive clients; a hot-conversation

@@ -300,6 +300,8 @@ describe('RedisBus over a real Redis', () => {
   const url = redisUrl();
   const clients: Redis[] = [];
   const buses: RedisBus[] = [];
+  /** A connection in MONITOR mode cannot QUIT: it is disconnected. */
+  const monitors: Redis[] = [];
   let publisher: Redis;
   let admin: Redis;
 
@@ -318,6 +320,7 @@ describe('RedisBus over a real Redis', () => {
   afterAll(async () => {
     await Promise.all(buses.map((bus) => bus.close()));
     await Promise.all(clients.map((redis) => redis.quit().catch(() => undefined)));
+    for (const monitor of monitors) monitor.disconnect();
   });
 
   test('buses on two nodes with the same prefix both hear a payload', async () => {
@@ -367,6 +370,30 @@ describe('RedisBus over a real Redis', () => {
     expect(await heardSharded.waitForCount(2)).toEqual(['via-spublish', 'sharded-marker']);
     expect(await heardClassic.waitForCount(2)).toEqual(['via-publish', 'classic-marker']);
     expect(heardSharded.channels).toEqual(['conv:{c1}', 'conv:{c1}']);
+  });
+
+  test('the subscriptions of one loop turn travel as one SUBSCRIBE, and a subscribe then unsubscribe keep their order', async () => {
+    const prefix = randomPrefix();
+    const bus = new RedisBus({ publisher, subscriber: client(), prefix });
+    buses.push(bus);
+    const monitor = await client().monitor();
+    monitors.push(monitor);
+    const seen: string[][] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args.some((arg) => arg.startsWith(prefix))) seen.push(args);
+    });
+    const recorder = new Recorder();
+    await Promise.all(['a', 'b', 'c'].map((channel) => bus.subscribe(channel, recorder.handler)));
+    const dropped = new Recorder();
+    await Promise.all([bus.subscribe('gone', dropped.handler), bus.unsubscribe('gone', dropped.handler)]);
+    await bus.publish('gone', 'nobody');
+    await bus.publish('c', 'marker');
+    expect(await recorder.waitForCount(1)).toEqual(['marker']);
+    const reply = (await admin.call('PUBSUB', 'NUMSUB', `${prefix}gone`)) as Array<string | number>;
+    expect(reply.map(String)).toEqual([`${prefix}gone`, '0']);
+    expect(dropped.payloads).toEqual([]);
+    const commands = seen.map((args) => args.map((arg) => arg.replace(prefix, '')).join(' ').toLowerCase());
+    expect(commands.filter((command) => /^(un)?subscribe /.test(command))).toEqual(['subscribe a b c', 'subscribe gone', 'unsubscribe gone']);
   });
 
   test('after a subscriber connection is killed, onResubscribed fires once subscriptions are back; delivery resumes', async () => {

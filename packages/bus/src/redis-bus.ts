@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { HandlerRegistry, type Bus, type BusHandler } from './bus';
+import { ChannelCommandBatcher } from './channel-command-batcher';
 
 /** One Redis server, or a Redis Cluster (`new Cluster(nodes, { shardedSubscribers: true })` for sharded pub/sub). */
 export type RedisClient = Redis | Cluster;
@@ -25,8 +26,9 @@ export interface RedisBusOptions {
 /** The three commands and the message event of one pub/sub flavour, bound to its connections. */
 interface PubSubCommands {
   publish(channel: string, payload: string): Promise<unknown>;
-  subscribe(channel: string): Promise<unknown>;
-  unsubscribe(channel: string): Promise<unknown>;
+  /** One command for all the channels (sharded: one per channel, as each may live on another shard). */
+  subscribe(channels: string[]): Promise<unknown>;
+  unsubscribe(channels: string[]): Promise<unknown>;
   messageEvent: 'message' | 'smessage';
 }
 
@@ -34,14 +36,14 @@ function pubSubCommands({ publisher, subscriber, sharded }: RedisBusOptions): Pu
   return sharded
     ? {
         publish: (channel, payload) => publisher.spublish(channel, payload),
-        subscribe: (channel) => subscriber.ssubscribe(channel),
-        unsubscribe: (channel) => subscriber.sunsubscribe(channel),
+        subscribe: (channels) => Promise.all(channels.map((channel) => subscriber.ssubscribe(channel))),
+        unsubscribe: (channels) => Promise.all(channels.map((channel) => subscriber.sunsubscribe(channel))),
         messageEvent: 'smessage',
       }
     : {
         publish: (channel, payload) => publisher.publish(channel, payload),
-        subscribe: (channel) => subscriber.subscribe(channel),
-        unsubscribe: (channel) => subscriber.unsubscribe(channel),
+        subscribe: (channels) => subscriber.subscribe(...channels),
+        unsubscribe: (channels) => subscriber.unsubscribe(...channels),
         messageEvent: 'message',
       };
 }
@@ -60,11 +62,14 @@ export class RedisBus implements Bus {
   private readonly resubscribedListeners: Array<() => void> = [];
   private readonly onHandlerError: (error: unknown) => void;
   private readonly commands: PubSubCommands;
+  /** Subscription changes of one loop turn go out as one command per run of a kind. */
+  private readonly channelCommands: ChannelCommandBatcher;
   private lostConnection = false;
 
   constructor(private readonly options: RedisBusOptions) {
     this.onHandlerError = options.onHandlerError ?? (() => {});
     this.commands = pubSubCommands(options);
+    this.channelCommands = new ChannelCommandBatcher((command, channels) => this.commands[command](channels));
     const { subscriber, prefix } = options;
     subscriber.on(this.commands.messageEvent, (channel: string, payload: string) => {
       if (!channel.startsWith(prefix)) return;
@@ -85,11 +90,11 @@ export class RedisBus implements Bus {
   }
 
   async subscribe(channel: string, handler: BusHandler): Promise<void> {
-    if (this.registry.add(channel, handler)) await this.commands.subscribe(this.options.prefix + channel);
+    if (this.registry.add(channel, handler)) await this.channelCommands.run('subscribe', this.options.prefix + channel);
   }
 
   async unsubscribe(channel: string, handler: BusHandler): Promise<void> {
-    if (this.registry.remove(channel, handler)) await this.commands.unsubscribe(this.options.prefix + channel);
+    if (this.registry.remove(channel, handler)) await this.channelCommands.run('unsubscribe', this.options.prefix + channel);
   }
 
   onResubscribed(listener: () => void): void {

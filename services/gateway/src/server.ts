@@ -25,9 +25,11 @@ async function main(): Promise<void> {
   const config = loadGatewayConfig(process.env);
   const logger = pino({ level: config.logLevel, base: { service: 'gateway', nodeId: config.nodeId } });
 
-  // Commands fail fast during an outage instead of queueing without bound.
+  // Commands fail fast during an outage instead of queueing without bound. The commands
+  // of one loop turn (presence claims of sockets connecting together) share one write.
   const redis = new Redis(config.redisUrl, {
     enableOfflineQueue: false,
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 1,
     connectionName: `parley-gw-${config.nodeId}`,
   });

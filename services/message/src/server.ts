@@ -22,8 +22,9 @@ async function main(): Promise<void> {
     onConnectionError: (error) => logger.warn({ err: error }, 'database connection failed'),
   });
   // Fail fast rather than queue: a command during an outage errors at once (publishes
-  // are then dropped and counted; clients recover by sync).
-  const redisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1 } as const;
+  // are then dropped and counted; clients recover by sync). The publishes of one loop
+  // turn (a stored batch's messages) share one write.
+  const redisOptions = { enableOfflineQueue: false, maxRetriesPerRequest: 1, enableAutoPipelining: true } as const;
   const redis = new Redis(config.redisUrl, { ...redisOptions, connectionName: 'parley-message' });
   const subscriber = new Redis(config.redisUrl, { connectionName: 'parley-message-sub' });
   for (const [name, client] of [
