@@ -1,3 +1,5 @@
+import { KeyedSets } from './keyed-sets';
+
 /** Receives one payload published on a channel this handler subscribed to. */
 export type BusHandler = (payload: string, channel: string) => void;
 
@@ -24,33 +26,20 @@ export interface Bus {
 
 /** Keeps handlers by channel; shared by the bus implementations. */
 export class HandlerRegistry {
-  private readonly handlers = new Map<string, Set<BusHandler>>();
+  private readonly handlers = new KeyedSets<BusHandler>();
 
   /** Returns true when this is the channel's first handler. */
   add(channel: string, handler: BusHandler): boolean {
-    const existing = this.handlers.get(channel);
-    if (existing) {
-      existing.add(handler);
-      return false;
-    }
-    this.handlers.set(channel, new Set([handler]));
-    return true;
+    return this.handlers.add(channel, handler);
   }
 
   /** Returns true when the channel has no handler left. */
   remove(channel: string, handler: BusHandler): boolean {
-    const existing = this.handlers.get(channel);
-    if (!existing) return false;
-    existing.delete(handler);
-    if (existing.size > 0) return false;
-    this.handlers.delete(channel);
-    return true;
+    return this.handlers.delete(channel, handler);
   }
 
   dispatch(channel: string, payload: string, onError: (error: unknown) => void): void {
-    const handlers = this.handlers.get(channel);
-    if (!handlers) return;
-    for (const handler of handlers) {
+    for (const handler of this.handlers.get(channel)) {
       try {
         handler(payload, channel);
       } catch (error) {

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { CloseCodes, type CloseCodeName, type ServerFrame } from '@parley/protocol';
 import type { WebSocket } from 'ws';
 import type { GatewayMetrics } from './metrics';
@@ -18,23 +17,30 @@ export function encodeFrame(frame: ServerFrame): EncodedFrame {
 /** How long a close handshake may take before the socket is cut (a slow reader never answers). */
 const CLOSE_GRACE_MS = 2000;
 
+/** Connection ids only need to be unique within this process (they key the rate limiter). */
+let lastConnectionId = 0;
+
 /**
  * One client socket and what the gateway knows about it. Outbound data is counted:
  * when what waits to be written passes the limit, the client is a slow consumer and
  * is closed, so one slow reader can never grow the node's memory.
  */
 export class ClientConnection {
-  readonly id = randomUUID();
+  /** A number, not a UUID: a node holds tens of thousands of these. */
+  readonly id = ++lastConnectionId;
   /** Bus channels this socket listens to (kept by the router). */
   readonly channels = new Set<string>();
   /** False between a ping and its pong. */
   alive = true;
   /** Requests sent to the message service and not answered yet. */
   inFlight = 0;
-  /** Conversations this user joined late: messages up to this seq are not theirs to see. */
-  readonly joinedSeqs = new Map<string, number>();
+  /**
+   * Conversations this user joined late: messages up to this seq are not theirs to see.
+   * Like `lastTyping`, created on first use: most sockets never need one.
+   */
+  private joinedSeqs: Map<string, number> | null = null;
   /** When this socket last had a typing indicator relayed, per conversation. */
-  readonly lastTyping = new Map<string, number>();
+  private lastTyping: Map<string, number> | null = null;
   private closing = false;
   /**
    * Frames sent before `hello` wait here: events of channels subscribed while the socket
@@ -57,6 +63,32 @@ export class ClientConnection {
     private readonly expiries: ExpiryWheel<ClientConnection>,
   ) {
     this.expiries.set(this, tokenExpiresAt);
+  }
+
+  /** The seq up to which this user may not see the conversation's messages (0: all of them). */
+  joinedSeq(conversationId: string): number {
+    return this.joinedSeqs?.get(conversationId) ?? 0;
+  }
+
+  /** Records a late join (seq > 0) or clears it (0). */
+  setJoinedSeq(conversationId: string, seq: number): void {
+    if (seq > 0) (this.joinedSeqs ??= new Map()).set(conversationId, seq);
+    else this.joinedSeqs?.delete(conversationId);
+  }
+
+  /** Replaces every late join with those of fresh routing. */
+  resetJoinedSeqs(joinedSeqs: Record<string, number>): void {
+    this.joinedSeqs = null;
+    for (const [conversationId, seq] of Object.entries(joinedSeqs)) this.setJoinedSeq(conversationId, seq);
+  }
+
+  /** When a typing indicator of this socket was last relayed to the conversation (0: never). */
+  lastTypingAt(conversationId: string): number {
+    return this.lastTyping?.get(conversationId) ?? 0;
+  }
+
+  markTyping(conversationId: string, at: number): void {
+    (this.lastTyping ??= new Map()).set(conversationId, at);
   }
 
   get isOpen(): boolean {

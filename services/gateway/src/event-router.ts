@@ -1,4 +1,4 @@
-import type { Bus } from '@parley/bus';
+import { KeyedSets, type Bus } from '@parley/bus';
 import { Channels, decodeBusEvent, type BusEvent, type RoutingInfo, type ServerFrame } from '@parley/protocol';
 import type { Logger } from 'pino';
 import { encodeFrame, type ClientConnection } from './connection';
@@ -11,7 +11,8 @@ import type { GatewayMetrics } from './metrics';
  * sends each event only to the nodes that have someone to deliver it to.
  */
 export class EventRouter {
-  private readonly listeners = new Map<string, Set<ClientConnection>>();
+  /** Each channel's connections on this node. */
+  private readonly listeners = new KeyedSets<ClientConnection>();
   /** Subscriptions sent to Redis and not yet confirmed; later listeners wait for them too. */
   private readonly pending = new Map<string, Promise<void>>();
   private readonly handler = (payload: string, channel: string) => this.onBusEvent(payload, channel);
@@ -29,13 +30,13 @@ export class EventRouter {
 
   /** Starts listening for everything this connection's user should hear. */
   async attach(connection: ClientConnection, routing: RoutingInfo): Promise<void> {
-    setJoinedSeqs(connection, routing);
+    connection.resetJoinedSeqs(routing.joinedSeqs);
     await Promise.all(channelsFor(connection.userId, routing).map((channel) => this.listen(channel, connection)));
   }
 
   /** Brings a connection's channels in line with fresh routing (after events may have been lost). */
   async reconcile(connection: ClientConnection, routing: RoutingInfo): Promise<void> {
-    setJoinedSeqs(connection, routing);
+    connection.resetJoinedSeqs(routing.joinedSeqs);
     const wanted = new Set(channelsFor(connection.userId, routing));
     const stale = [...connection.channels].filter((channel) => !wanted.has(channel));
     const missing = [...wanted].filter((channel) => !connection.channels.has(channel));
@@ -56,21 +57,18 @@ export class EventRouter {
 
   private async listen(channel: string, connection: ClientConnection): Promise<void> {
     connection.channels.add(channel);
-    const existing = this.listeners.get(channel);
-    if (existing) {
-      existing.add(connection);
+    if (!this.listeners.add(channel, connection)) {
       await this.pending.get(channel);
       return;
     }
-    this.listeners.set(channel, new Set([connection]));
     const subscribing = this.bus.subscribe(channel, this.handler);
     this.pending.set(channel, subscribing);
     try {
       await subscribing;
     } catch (error) {
       // Leave nothing behind that looks subscribed: the next listener tries again.
-      for (const listener of this.listeners.get(channel) ?? []) listener.channels.delete(channel);
-      this.listeners.delete(channel);
+      for (const listener of this.listeners.get(channel)) listener.channels.delete(channel);
+      this.listeners.clear(channel);
       await this.bus.unsubscribe(channel, this.handler).catch(() => undefined);
       throw error;
     } finally {
@@ -80,11 +78,7 @@ export class EventRouter {
 
   private async unlisten(channel: string, connection: ClientConnection): Promise<void> {
     connection.channels.delete(channel);
-    const set = this.listeners.get(channel);
-    if (!set) return;
-    set.delete(connection);
-    if (set.size > 0) return;
-    this.listeners.delete(channel);
+    if (!this.listeners.delete(channel, connection)) return;
     await this.bus.unsubscribe(channel, this.handler);
   }
 
@@ -95,8 +89,8 @@ export class EventRouter {
       this.logger.warn({ channel, payload: payload.slice(0, 200) }, 'dropped an undecodable bus payload');
       return;
     }
+    if (!this.listeners.has(channel)) return;
     const targets = this.listeners.get(channel);
-    if (!targets || targets.size === 0) return;
     const frame = toFrame(event);
     if (event.type === 'message.created') this.metrics.fanoutFrom(event.message.createdAt);
     if (frame) {
@@ -107,7 +101,7 @@ export class EventRouter {
         // Typing goes to the others, not back to the typist's own sockets.
         if (event.type === 'typing' && connection.userId === event.userId) continue;
         // An edit or delete of a message sent before this member joined is not theirs to see.
-        if (event.type === 'message.updated' && event.message.seq <= (connection.joinedSeqs.get(event.conversationId) ?? 0)) {
+        if (event.type === 'message.updated' && event.message.seq <= connection.joinedSeq(event.conversationId)) {
           continue;
         }
         if (connection.write(encoded)) delivered += 1;
@@ -125,7 +119,7 @@ export class EventRouter {
   }
 
   /** Events that change what a socket listens to, or end it. */
-  private applyMembershipChange(event: BusEvent, targets: Set<ClientConnection>): void {
+  private applyMembershipChange(event: BusEvent, targets: Iterable<ClientConnection>): void {
     const change = (connection: ClientConnection, work: Promise<void>) => {
       work.catch((error: unknown) => {
         this.logger.warn({ err: error, userId: connection.userId }, 'subscription change failed; closing the socket');
@@ -135,8 +129,7 @@ export class EventRouter {
     switch (event.type) {
       case 'membership.added':
         for (const connection of targets) {
-          if (event.joinedSeq) connection.joinedSeqs.set(event.conversationId, event.joinedSeq);
-          else connection.joinedSeqs.delete(event.conversationId);
+          connection.setJoinedSeq(event.conversationId, event.joinedSeq ?? 0);
           change(connection, this.listen(Channels.conversation(event.conversationId), connection));
           const peerId = event.directPeerId;
           if (peerId) {
@@ -170,11 +163,6 @@ export class EventRouter {
         return;
     }
   }
-}
-
-function setJoinedSeqs(connection: ClientConnection, routing: RoutingInfo): void {
-  connection.joinedSeqs.clear();
-  for (const [conversationId, seq] of Object.entries(routing.joinedSeqs)) connection.joinedSeqs.set(conversationId, seq);
 }
 
 function channelsFor(userId: string, routing: RoutingInfo): string[] {

@@ -120,11 +120,11 @@ export class FrameHandler {
   private async typing(connection: ClientConnection, id: string, conversationId: string): Promise<void> {
     if (!this.deps.router.isMember(connection, conversationId)) return this.fail(connection, id, 'NOT_A_MEMBER');
     const now = Date.now();
-    if (now - (connection.lastTyping.get(conversationId) ?? 0) < TYPING_INTERVAL_MS) {
+    if (now - connection.lastTypingAt(conversationId) < TYPING_INTERVAL_MS) {
       connection.sendFrame({ type: 'ack', id });
       return;
     }
-    connection.lastTyping.set(conversationId, now);
+    connection.markTyping(conversationId, now);
     const payload = encodeBusEvent({ v: 1, type: 'typing', conversationId, userId: connection.userId });
     try {
       await this.deps.metrics.timeRedis('publish', () =>

@@ -4,7 +4,7 @@ import type { AccessTokenVerifier } from '@parley/auth';
 import type { Bus } from '@parley/bus';
 import { Channels, decodeBusEvent, ErrorCatalogue, WS_SUBPROTOCOL, type ErrorCode, type RoutingInfo } from '@parley/protocol';
 import type { Logger } from 'pino';
-import { WebSocketServer, type WebSocket } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import type { GatewayConfig } from './config';
 import { ClientConnection, encodeFrame } from './connection';
 import { EventRouter } from './event-router';
@@ -67,6 +67,28 @@ export interface GatewayDeps {
   readinessChecks?: Record<string, () => Promise<unknown>>;
 }
 
+/**
+ * A ws socket that knows its connection, so that one set of listeners serves every socket
+ * of a node: a closure per socket and event costs memory on a node holding thousands.
+ */
+class GatewaySocket extends WebSocket {
+  connection: ClientConnection | undefined;
+}
+
+/** Listeners get the emitter as `this`: one function for every socket. */
+function destroySocket(this: Duplex): void {
+  this.destroy();
+}
+
+function connectionOf(socket: WebSocket): ClientConnection | undefined {
+  return (socket as GatewaySocket).connection;
+}
+
+function onSocketPong(this: WebSocket): void {
+  const connection = connectionOf(this);
+  if (connection) connection.alive = true;
+}
+
 const READINESS_TIMEOUT_MS = 2000;
 /** How long a request (an upgrade included) may take to send its headers. */
 export const UPGRADE_HEADERS_TIMEOUT_MS = 10_000;
@@ -77,6 +99,27 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
     timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** One node's socket listeners; each finds its connection on the socket it is called on. */
+function socketListeners(node: {
+  onFrame(connection: ClientConnection, data: Buffer, isBinary: boolean): void;
+  onClose(connection: ClientConnection): void;
+  logger: Logger;
+}) {
+  return {
+    message(this: WebSocket, data: Buffer, isBinary: boolean): void {
+      const connection = connectionOf(this);
+      if (connection) node.onFrame(connection, data, isBinary);
+    },
+    error(this: WebSocket, error: Error): void {
+      node.logger.debug({ err: error, userId: connectionOf(this)?.userId }, 'socket error');
+    },
+    close(this: WebSocket): void {
+      const connection = connectionOf(this);
+      if (connection) node.onClose(connection);
+    },
+  };
 }
 
 /**
@@ -104,6 +147,8 @@ export class Gateway {
   private draining = false;
   /** The server whose upgrades this node takes, when it is not its own (see attach). */
   private attachedTo: Server | undefined;
+  /** The socket listeners of this node, shared by its sockets (see GatewaySocket). */
+  private readonly socketListeners: ReturnType<typeof socketListeners>;
 
   constructor(private readonly deps: GatewayDeps) {
     const { options, logger } = deps;
@@ -128,6 +173,14 @@ export class Gateway {
       ...webSocketServerOptions(options.maxFrameBytes),
       // Never echo the auth subprotocol (it carries the token); select ours or none.
       handleProtocols: (protocols) => (protocols.has(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : false),
+      WebSocket: GatewaySocket,
+      // The node keeps its own set of connections; ws's would add a set entry and a close listener per socket.
+      clientTracking: false,
+    });
+    this.socketListeners = socketListeners({
+      onFrame: (connection, data, isBinary) => this.onFrame(connection, data, isBinary),
+      onClose: (connection) => void this.onClose(connection),
+      logger,
     });
     // A client that trickles its request headers (a slow upgrade) is cut after
     // UPGRADE_HEADERS_TIMEOUT_MS, checked every second, instead of Node's 60 s and 30 s.
@@ -237,7 +290,9 @@ export class Gateway {
   }
 
   private async onUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
-    socket.on('error', () => socket.destroy());
+    // A shared function, not a closure: a closure here would keep this upgrade's whole
+    // scope (the routing answer included) alive as long as the socket.
+    socket.on('error', destroySocket);
     const path = (request.url ?? '').split('?')[0];
     if (path !== '/ws') return this.refuse(socket, 404, 'NOT_FOUND', 'WebSockets are served at /ws.');
     if (this.draining) return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is draining; connect again.');
@@ -262,8 +317,10 @@ export class Gateway {
     if (this.connections.size >= this.deps.options.maxConnections) {
       return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is full; connect again.');
     }
+    const { claims, token, routing } = decision;
     this.wss.handleUpgrade(request, socket, head, (ws) => {
-      void this.onConnection(ws, decision.claims, decision.token, decision.routing);
+      socket.off('error', destroySocket); // ws handles the socket's errors from here on
+      void this.onConnection(ws as GatewaySocket, claims, token, routing);
     });
   }
 
@@ -279,7 +336,7 @@ export class Gateway {
   }
 
   private async onConnection(
-    ws: WebSocket,
+    ws: GatewaySocket,
     claims: { userId: string; sessionId: string; expiresAt: number },
     token: string,
     routing: RoutingInfo,
@@ -298,18 +355,11 @@ export class Gateway {
     );
     this.connections.add(connection);
     this.metrics.connections.set(this.connections.size);
-    ws.on('pong', () => {
-      connection.alive = true;
-    });
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      this.frames.handle(connection, data, isBinary).catch((error: unknown) => {
-        // A bug in frame handling must cost this socket, never the node.
-        logger.error({ err: error, userId: connection.userId }, 'frame handling failed');
-        connection.close('INTERNAL_ERROR');
-      });
-    });
-    ws.on('error', (error) => logger.debug({ err: error, userId: connection.userId }, 'socket error'));
-    ws.on('close', () => void this.onClose(connection));
+    ws.connection = connection;
+    ws.on('pong', onSocketPong);
+    ws.on('message', this.socketListeners.message);
+    ws.on('error', this.socketListeners.error);
+    ws.on('close', this.socketListeners.close);
 
     // Counted before any await, so a close that races the set-up undoes exactly this.
     const sockets = (this.socketsPerUser.get(connection.userId) ?? 0) + 1;
@@ -334,6 +384,14 @@ export class Gateway {
     });
     if (sockets === 1) await this.presenceChange(connection.userId, true);
     await this.sendPresenceSnapshot(connection, routing.directPeerIds);
+  }
+
+  private onFrame(connection: ClientConnection, data: Buffer, isBinary: boolean): void {
+    this.frames.handle(connection, data, isBinary).catch((error: unknown) => {
+      // A bug in frame handling must cost this socket, never the node.
+      this.deps.logger.error({ err: error, userId: connection.userId }, 'frame handling failed');
+      connection.close('INTERNAL_ERROR');
+    });
   }
 
   private async sendPresenceSnapshot(connection: ClientConnection, peers: string[]): Promise<void> {

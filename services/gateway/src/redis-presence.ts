@@ -5,6 +5,33 @@ import type { Logger } from 'pino';
 import type { GatewayMetrics } from './metrics';
 import type { Presence } from './presence';
 
+/** Users whose claims one heartbeat round trip renews. */
+const HEARTBEAT_BATCH = 500;
+
+/**
+ * A node's claim on a user, and the count of live claims, in one atomic step on the
+ * user's key (one key, so one slot on a cluster): two nodes claiming at once cannot both
+ * count 2 and both stay silent. One script call instead of MULTI, ZADD, ZCOUNT and EXEC:
+ * fewer commands, and no pipeline object, on every connect.
+ */
+const CLAIM_SCRIPT = {
+  numberOfKeys: 1,
+  // KEYS[1] the user's key; ARGV: claim expiry (ms), node id, now (ms).
+  lua: "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) return redis.call('ZCOUNT', KEYS[1], ARGV[3], '+inf')",
+};
+/** A node's claim dropped, and the live claims left, the same way. */
+const RELEASE_SCRIPT = {
+  numberOfKeys: 1,
+  // KEYS[1] the user's key; ARGV: node id, now (ms).
+  lua: "redis.call('ZREM', KEYS[1], ARGV[1]) return redis.call('ZCOUNT', KEYS[1], ARGV[2], '+inf')",
+};
+
+/** The client with the scripts defined on it (ioredis sends EVALSHA, and EVAL when Redis lacks the script). */
+type ScriptedRedis = Redis & {
+  parleyPresenceClaim(key: string, expiresAtMs: number, nodeId: string, nowMs: number): Promise<number>;
+  parleyPresenceRelease(key: string, nodeId: string, nowMs: number): Promise<number>;
+};
+
 /**
  * Presence across a fleet of nodes, kept in Redis. Keys (after the bus prefix), named so
  * each hashes by one id on a cluster:
@@ -16,14 +43,19 @@ import type { Presence } from './presence';
 export class RedisPresence implements Presence {
   private readonly localUsers = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly redis: ScriptedRedis;
 
   constructor(
-    private readonly redis: Redis,
+    redis: Redis,
     private readonly bus: Bus,
     private readonly options: { prefix: string; nodeId: string; ttlMs: number },
     private readonly logger: Logger,
     private readonly metrics: GatewayMetrics,
-  ) {}
+  ) {
+    redis.defineCommand('parleyPresenceClaim', CLAIM_SCRIPT);
+    redis.defineCommand('parleyPresenceRelease', RELEASE_SCRIPT);
+    this.redis = redis as ScriptedRedis;
+  }
 
   private key(name: string): string {
     return this.options.prefix + name;
@@ -41,15 +73,12 @@ export class RedisPresence implements Presence {
     this.localUsers.add(userId);
     const now = Date.now();
     const online = await this.metrics.timeRedis('presence_connect', async () => {
-      await this.redis.sadd(this.nodeUsersKey(this.options.nodeId), userId);
-      // Claim and count atomically (one key, so one slot on a cluster): two nodes
-      // claiming at once cannot both count 2 and both stay silent.
-      const results = await this.redis
-        .multi()
-        .zadd(this.userKey(userId), now + this.options.ttlMs, this.options.nodeId)
-        .zcount(this.userKey(userId), now, '+inf')
-        .exec();
-      return Number(results?.[1]?.[1] ?? 0);
+      // Sent together, one round trip: the connection keeps their order.
+      const [, claims] = await Promise.all([
+        this.redis.sadd(this.nodeUsersKey(this.options.nodeId), userId),
+        this.redis.parleyPresenceClaim(this.userKey(userId), now + this.options.ttlMs, this.options.nodeId, now),
+      ]);
+      return Number(claims);
     });
     // This node's claim is the only live one: the user just came online.
     if (online === 1) await this.announce(userId, true);
@@ -58,13 +87,11 @@ export class RedisPresence implements Presence {
   async userDisconnected(userId: string): Promise<void> {
     this.localUsers.delete(userId);
     const online = await this.metrics.timeRedis('presence_disconnect', async () => {
-      await this.redis.srem(this.nodeUsersKey(this.options.nodeId), userId);
-      const results = await this.redis
-        .multi()
-        .zrem(this.userKey(userId), this.options.nodeId)
-        .zcount(this.userKey(userId), Date.now(), '+inf')
-        .exec();
-      return Number(results?.[1]?.[1] ?? 0);
+      const [, claims] = await Promise.all([
+        this.redis.srem(this.nodeUsersKey(this.options.nodeId), userId),
+        this.redis.parleyPresenceRelease(this.userKey(userId), this.options.nodeId, Date.now()),
+      ]);
+      return Number(claims);
     });
     if (online === 0) await this.announce(userId, false);
   }
@@ -72,6 +99,8 @@ export class RedisPresence implements Presence {
   async isOnline(userIds: readonly string[]): Promise<boolean[]> {
     if (userIds.length === 0) return [];
     const now = Date.now();
+    // One peer, the common case, needs no pipeline object.
+    if (userIds.length === 1) return [Number(await this.redis.zcount(this.userKey(userIds[0]!), now, '+inf')) > 0];
     const pipeline = this.redis.pipeline();
     for (const userId of userIds) pipeline.zcount(this.userKey(userId), now, '+inf');
     const results = await pipeline.exec();
@@ -95,12 +124,23 @@ export class RedisPresence implements Presence {
     clearInterval(this.timer);
   }
 
-  /** Renews this node's heartbeat and its claim on each of its users. */
+  /**
+   * Renews this node's heartbeat and its claim on each of its users, a batch of users per
+   * round trip: one pipeline of every user (tens of thousands of commands alive at once
+   * until Redis answers) grew the heap by megabytes on every beat.
+   */
   private async heartbeat(): Promise<void> {
     const expires = Date.now() + this.options.ttlMs;
-    const pipeline = this.redis.pipeline().zadd(this.key('nodes'), expires, this.options.nodeId);
-    for (const userId of this.localUsers) pipeline.zadd(this.userKey(userId), expires, this.options.nodeId);
-    await this.metrics.timeRedis('presence_heartbeat', () => pipeline.exec());
+    await this.metrics.timeRedis('presence_heartbeat', async () => {
+      let pipeline = this.redis.pipeline().zadd(this.key('nodes'), expires, this.options.nodeId);
+      for (const userId of this.localUsers) {
+        pipeline.zadd(this.userKey(userId), expires, this.options.nodeId);
+        if (pipeline.length < HEARTBEAT_BATCH) continue;
+        await pipeline.exec();
+        pipeline = this.redis.pipeline();
+      }
+      if (pipeline.length > 0) await pipeline.exec();
+    });
   }
 
   /** Takes over the users of nodes whose heartbeat lapsed: one survivor per dead node, by lock. */
@@ -113,12 +153,8 @@ export class RedisPresence implements Presence {
       if (locked !== 'OK') continue;
       const users = await this.redis.smembers(this.nodeUsersKey(nodeId));
       for (const userId of users) {
-        const results = await this.redis
-          .multi()
-          .zrem(this.userKey(userId), nodeId)
-          .zcount(this.userKey(userId), Date.now(), '+inf')
-          .exec();
-        if (Number(results?.[1]?.[1] ?? 0) === 0) await this.announce(userId, false);
+        const claims = await this.redis.parleyPresenceRelease(this.userKey(userId), nodeId, Date.now());
+        if (Number(claims) === 0) await this.announce(userId, false);
       }
       await this.redis.del(this.nodeUsersKey(nodeId));
       await this.redis.zrem(this.key('nodes'), nodeId);
