@@ -10,7 +10,7 @@ module.exports = {
   },
   transformIgnorePatterns: ['/node_modules/(?!@electric-sql/pglite/)'],
   moduleNameMapper: {
-    '^@parley/(protocol|db|auth|bus)$': '<rootDir>/packages/$1/src',
+    '^@parley/(protocol|db|auth|bus|batching)$': '<rootDir>/packages/$1/src',
     '^@parley/client$': '<rootDir>/packages/client/src',
     '^@parley/migrations$': '<rootDir>/migrations/src',
     '^@parley/message-service$': '<rootDir>/services/message/src',

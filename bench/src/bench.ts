@@ -168,8 +168,9 @@ function figureLine(record: RunRecord): string {
   const took = `${n(record.durationMs / 1000, 0)} s`;
   switch (r.scenario) {
     case 'idle': {
-      const perConnection = r.figures.gatewayRssPerConnectionBytes;
-      return `${record.id}: ${n(r.clients.connected)}/${n(r.clients.requested)} connected, gateway RSS ${perConnection === null ? '-' : n(perConnection / 1024, 2)} KiB per connection; ${check}; ${took}`;
+      const kib = (bytes: number | null) => (bytes === null ? '-' : n(bytes / 1024, 2));
+      const gc = r.figures.gatewayRssAfterGc ? ` after a full GC (${kib(r.figures.gatewayRssPerConnectionBeforeGcBytes)} before it)` : '';
+      return `${record.id}: ${n(r.clients.connected)}/${n(r.clients.requested)} connected, gateway RSS ${kib(r.figures.gatewayRssPerConnectionBytes)} KiB per connection${gc}; ${check}; ${took}`;
     }
     case 'connect':
       return `${record.id}: ${n(r.clients.connected)}/${n(r.clients.requested)} connected, ${n(r.clients.connectsPerSecond)} connections/s; ${check}; ${took}`;

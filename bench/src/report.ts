@@ -242,7 +242,9 @@ export function evaluateTargets(report: BenchReport): TargetRow[] {
         pass: (_parley, ratio) => ratio !== null && ratio <= 1.5,
         ratioIsRequired: true,
         from: [one],
-        note: 'Parley: RSS slope from the first tenth to all clients; bare ws: RSS growth after a full GC',
+        note: one?.result?.figures.gatewayRssAfterGc
+          ? `both after a full GC (Parley: RSS slope from the first tenth to all clients; before the GC ${fixed((one.result.figures.gatewayRssPerConnectionBeforeGcBytes ?? NaN) / 1024)} KiB); bare ws: RSS growth`
+          : 'Parley: RSS slope from the first tenth to all clients, no GC; bare ws: RSS growth after a full GC',
       }),
     );
     const r = spread?.result;
@@ -487,7 +489,7 @@ function runDetails(run: RunRecord): string[] {
     );
   }
   lines.push(
-    `- gateway RSS per connection: ${f.gatewayRssPerConnectionBytes === null ? '-' : `${fixed(f.gatewayRssPerConnectionBytes / 1024)} KiB`} (${f.gateways
+    `- gateway RSS per connection${f.gatewayRssAfterGc ? ` after a full GC (before it ${fixed((f.gatewayRssPerConnectionBeforeGcBytes ?? NaN) / 1024)} KiB)` : ''}: ${f.gatewayRssPerConnectionBytes === null ? '-' : `${fixed(f.gatewayRssPerConnectionBytes / 1024)} KiB`} (${f.gateways
       .map((g) => `${g.nodeId ?? g.pid}: ${thousands(g.connections)} connections, ${g.rssPerConnectionBytes === null ? '-' : `${fixed(g.rssPerConnectionBytes / 1024)} KiB`}, RSS ${thousands((g.rssConnectedBytes ?? 0) / 1048576)} MiB`)
       .join('; ')})`,
   );

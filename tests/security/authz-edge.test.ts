@@ -5,7 +5,7 @@
 // log file of the run.
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { generateSigningJwk, importSigningJwk } from '@parley/auth';
 import { createDb } from '@parley/db';
 import type { AuthResponse } from '@parley/protocol';
@@ -104,6 +104,16 @@ describe('through nginx', () => {
     expect((await api('POST', '/v1/auth/refresh', { refreshToken: bogusRefresh })).status).toBe(401);
     expect((await api('GET', '/v1/me', undefined, first.tokens.accessToken)).status).toBe(200);
     expect((await api('GET', '/v1/me', undefined, `${first.tokens.accessToken}x`)).status).toBe(401);
+  });
+
+  test('nginx has no route to the gateways\' send-batch call; the message service answers it on its own port', async () => {
+    const sends = [{ accessToken: session.tokens.accessToken, conversationId: randomUUID(), clientMessageId: 'internal', body: 'hi' }];
+    const request = { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ sends }) };
+    const viaNginx = await fleet.fetch(`${fleet.topology.httpsUrl}/internal/v1/send-batch`, request);
+    expect(await viaNginx.text()).not.toContain('CONVERSATION_NOT_FOUND');
+    const direct = await fleet.fetch(`${fleet.topology.messageUrl}/internal/v1/send-batch`, request);
+    expect(direct.status).toBe(200);
+    expect(JSON.parse(await direct.text())).toEqual({ results: [{ status: 404, error: { code: 'CONVERSATION_NOT_FOUND', message: expect.any(String) } }] });
   });
 
   test('argon2id with at least OWASP\'s baseline (m=19456 KiB, t=2, p=1) is what the database holds', async () => {

@@ -72,6 +72,8 @@ const PUBLIC_ROUTES: Record<string, string> = {
   'GET /healthz': 'liveness probe',
   'GET /readyz': 'readiness probe',
   'GET /metrics': 'Prometheus scrape (nginx does not route it)',
+  'POST /internal/v1/send-batch':
+    'the gateways\' call (nginx does not route it); no bearer: each send carries its own token and is authorized alone (services/message/test/send-batch.test.ts)',
 };
 
 const notMember = { status: 403, code: 'NOT_A_MEMBER' };

@@ -142,10 +142,18 @@ export interface LoadResult {
        * (the slope, which leaves out the gateway's own warm-up); from the baseline in one stage.
        */
       rssPerConnectionBytes: number | null;
+      /** The same slope from the RSS read just before each full GC (null without gatewayRssAfterGc). */
+      rssPerConnectionBeforeGcBytes: number | null;
       cpuSeconds: number | null;
     }>;
     /** Over all gateways: sum of RSS growth / sum of connections added (same stages as above). */
     gatewayRssPerConnectionBytes: number | null;
+    /**
+     * Whether the RSS readings above were taken after a full GC in each gateway (the idle
+     * scenario on a topology the run started: gc-hook.js), as the memory ceilings' are.
+     */
+    gatewayRssAfterGc: boolean;
+    gatewayRssPerConnectionBeforeGcBytes: number | null;
     /** CPU seconds (utime + stime) in the measured window, by role; null when unreadable. */
     cpuSeconds: {
       gateways: number | null;
@@ -271,7 +279,7 @@ export function formatSummary(result: LoadResult): string {
   const f = r.figures;
   const cpu = f.cpuSeconds;
   lines.push(
-    `  gateway RSS per connection: ${kib(f.gatewayRssPerConnectionBytes)} (${f.gateways.map((g) => `${g.nodeId ?? g.pid}: ${g.connections ?? '-'} conns, ${kib(g.rssPerConnectionBytes)}`).join('; ')})`,
+    `  gateway RSS per connection${f.gatewayRssAfterGc ? ` after a full GC (before it ${kib(f.gatewayRssPerConnectionBeforeGcBytes)})` : ''}: ${kib(f.gatewayRssPerConnectionBytes)} (${f.gateways.map((g) => `${g.nodeId ?? g.pid}: ${g.connections ?? '-'} conns, ${kib(g.rssPerConnectionBytes)}`).join('; ')})`,
     `  CPU s in the window: server ${fmt(cpu.server)} (gateways ${fmt(cpu.gateways)}, message ${fmt(cpu.message)}, nginx ${fmt(cpu.nginx)}, redis ${fmt(cpu.redis)}, postgres ${fmt(cpu.postgres)}); load generator ${fmt(cpu.loadgen)}`,
     f.cpuSecondsPer1000Connections
       ? `  CPU s per 1,000 connections: server ${fmt(f.cpuSecondsPer1000Connections.server, 3)} (gateways ${fmt(f.cpuSecondsPer1000Connections.gateways, 3)}, message ${fmt(f.cpuSecondsPer1000Connections.message, 3)}, nginx ${fmt(f.cpuSecondsPer1000Connections.nginx, 3)})`

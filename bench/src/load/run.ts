@@ -76,7 +76,9 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
   const runId = randomBytes(3).toString('hex');
   const phases = { seedMs: 0, connectMs: 0, sendMs: 0, drainMs: 0 };
 
-  const target = await openTarget(options.target ?? { kind: 'start' }, log);
+  const spec = options.target ?? { kind: 'start' };
+  // Idle memory is read after a full GC in each gateway, as the ceilings read theirs.
+  const target = await openTarget(spec.kind === 'start' && resolved.scenario === 'idle' ? { ...spec, collectGarbage: true } : spec, log);
   const attach = target.attach;
   const workers: WorkerHandle[] = [];
   const pool = new pg.Pool({ connectionString: attach.databaseUrl, max: 4 });
@@ -174,7 +176,17 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
         ),
       };
     };
-    const baseline = await snapshot();
+    // Gateway RSS as read before the GC, when there is one, for the report beside the figure after it.
+    const rssBeforeGc = new Map<Snapshot, Array<number | null>>();
+    const settledSnapshot = async (): Promise<Snapshot> => {
+      if (!target.collectGarbage) return snapshot();
+      const before = gateways.map((gateway) => (gateway.pid ? readProc(gateway.pid).rssBytes : null));
+      await target.collectGarbage();
+      const taken = await snapshot();
+      rssBeforeGc.set(taken, before);
+      return taken;
+    };
+    const baseline = await settledSnapshot();
 
     // Connect. Except in the connect storm, a first tenth of the clients goes first: RSS per
     // connection is then the slope between the two stages, free of what a gateway grows by
@@ -206,7 +218,7 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
       if (lastHelloUs > firstAttemptUs) connectSpanUs += lastHelloUs - firstAttemptUs;
       if (twoStage && stage === 0) {
         await sleep(Math.min(1000, resolved.idleSeconds * 1000));
-        firstStageSnapshot = await snapshot();
+        firstStageSnapshot = await settledSnapshot();
       }
     }
     phases.connectMs = Math.round(performance.now() - connectStarted);
@@ -219,7 +231,7 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
     // statistics flush interval first (the connects' routing queries), so that pause is longer.
     const connectedAt = performance.now();
     await sleep(resolved.idleSeconds * 1000);
-    const connectedSnapshot = await snapshot();
+    const connectedSnapshot = await settledSnapshot();
     const sends = resolved.ratePerSecond > 0 && layout.senders > 0;
     let sendSnapshot = connectedSnapshot;
     let endSnapshot = connectedSnapshot;
@@ -395,6 +407,9 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
       const toRss = rssOf(connectedSnapshot, index);
       const added = connections !== null && fromConnections !== null ? connections - fromConnections : null;
       const growth = fromRss !== null && toRss !== null ? toRss - fromRss : null;
+      const fromRssBeforeGc = rssBeforeGc.get(firstStageSnapshot ?? baseline)?.[index] ?? null;
+      const toRssBeforeGc = rssBeforeGc.get(connectedSnapshot)?.[index] ?? null;
+      const growthBeforeGc = fromRssBeforeGc !== null && toRssBeforeGc !== null ? toRssBeforeGc - fromRssBeforeGc : null;
       const fromCpu = from.gateways[index]!.cpuSeconds;
       const toCpu = to.gateways[index]!.cpuSeconds;
       return {
@@ -407,12 +422,15 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
         rssConnectedBytes: toRss,
         rssEndBytes: to.gateways[index]!.rssBytes,
         rssPerConnectionBytes: round(growth !== null && added ? growth / added : null, 1),
+        rssPerConnectionBeforeGcBytes: round(growthBeforeGc !== null && added ? growthBeforeGc / added : null, 1),
         growth,
+        growthBeforeGc,
         added,
         cpuSeconds: round(fromCpu !== null && toCpu !== null ? toCpu - fromCpu : null, 3),
       };
     });
     const rssGrowth = sum(gatewayFigures.map((g) => g.growth));
+    const rssGrowthBeforeGc = target.collectGarbage ? sum(gatewayFigures.map((g) => g.growthBeforeGc)) : null;
     const connectionsAdded = sum(gatewayFigures.map((g) => g.added));
     const xactCommit = xactBefore !== null && xactAfter !== null ? xactAfter - xactBefore : null;
 
@@ -535,6 +553,8 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
       figures: {
         gateways: gatewayFigures.map(({ growth: _growth, added: _added, ...figures }) => figures),
         gatewayRssPerConnectionBytes: round(rssGrowth !== null && connectionsAdded ? rssGrowth / connectionsAdded : null, 1),
+        gatewayRssAfterGc: target.collectGarbage !== undefined,
+        gatewayRssPerConnectionBeforeGcBytes: round(rssGrowthBeforeGc !== null && connectionsAdded ? rssGrowthBeforeGc / connectionsAdded : null, 1),
         cpuSeconds: {
           gateways: round(cpu.gateways, 3),
           message: round(cpu.message, 3),

@@ -4,6 +4,7 @@ import { createDb, migrateToLatest } from '@parley/db';
 import { getFreePort, PrivateRedis, startTopology, type SigningJwk, type Topology, type TopologyOptions } from '@parley/deploy';
 import { migrations } from '@parley/migrations';
 import pg from 'pg';
+import { GatewayGc } from './gateway-gc';
 
 /** Start a fresh topology for the run (the default), stopped again at its end. */
 export interface StartTarget {
@@ -24,6 +25,8 @@ export interface StartTarget {
   messageEnv?: Record<string, string>;
   /** Anything else for startTopology. */
   topology?: Partial<TopologyOptions>;
+  /** Preload gc-hook.js into the gateways so that Target.collectGarbage can run a full GC in them. */
+  collectGarbage?: boolean;
 }
 
 /** A topology someone else runs (another scenario's, `npm run stack` with a known key...). */
@@ -66,6 +69,8 @@ export interface Target {
   attach: AttachTarget;
   /** SIGKILLs gateway `index` by PID (the reconnect scenario). */
   killGateway(index: number): void;
+  /** A full GC in every gateway, when started with collectGarbage. */
+  collectGarbage?: () => Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -152,6 +157,8 @@ export async function openTarget(spec: StartTarget | AttachTarget, log: (line: s
       redisUrl = redis.url;
       log(`private redis-server at ${redisUrl}`);
     }
+    const gatewayGc = spec.collectGarbage ? new GatewayGc() : undefined;
+    if (gatewayGc) cleanups.push(async () => gatewayGc.remove());
     const signingJwk = await generateSigningJwk(`load-${randomBytes(3).toString('hex')}`);
     const unlimited = '1000000';
     const topology = await startTopology({
@@ -168,7 +175,7 @@ export async function openTarget(spec: StartTarget | AttachTarget, log: (line: s
       // The per-socket frame limit protects against abusive clients; a hot-conversation
       // sender offers more than 20 frames/s on purpose. A gateway may hold up to the
       // per-process open-file limit.
-      gatewayEnv: { RATE_LIMIT_FRAMES_PER_SECOND: '100000', MAX_CONNECTIONS: '19500', ...spec.gatewayEnv },
+      gatewayEnv: { RATE_LIMIT_FRAMES_PER_SECOND: '100000', MAX_CONNECTIONS: '19500', ...gatewayGc?.env, ...spec.gatewayEnv },
     });
     cleanups.push(() => topology.stop({ removeWorkDir: process.env['PARLEY_LOAD_KEEP_LOGS'] !== '1' }));
     log(`topology up: ${topology.gateways.length} gateway(s), nginx at ${topology.httpsUrl}`);
@@ -180,6 +187,7 @@ export async function openTarget(spec: StartTarget | AttachTarget, log: (line: s
         if (!gateway) throw new Error(`no gateway ${index}`);
         gateway.kill('SIGKILL');
       },
+      ...(gatewayGc ? { collectGarbage: () => gatewayGc.collect(topology.gateways.map((gateway) => gateway.pid)) } : {}),
       stop,
     };
   } catch (error) {

@@ -23,4 +23,6 @@ export const Limits = {
   syncMessagesDefault: 200,
   syncMessagesMax: 1000,
   syncCursorsMax: 10000,
+  /** Sends one gateway call to the message service may carry (POST /internal/v1/send-batch). */
+  sendBatchMaxItems: 64,
 } as const;

@@ -156,7 +156,10 @@ export class Gateway {
     this.messageService = new MessageServiceClient(
       options.messageServiceUrl,
       options.messageServiceTimeoutMs,
-      (route, outcome, seconds) => this.metrics.messageServiceLatency.observe({ route, outcome }, seconds),
+      {
+        observe: (route, outcome, seconds) => this.metrics.messageServiceLatency.observe({ route, outcome }, seconds),
+        onSendBatch: (size) => this.metrics.sendBatchSize.observe(size),
+      },
     );
     this.router = new EventRouter(deps.bus, logger, this.metrics, (connection, peerId) =>
       this.sendPresenceSnapshot(connection, [peerId]),

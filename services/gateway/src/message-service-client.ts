@@ -1,4 +1,14 @@
-import { ErrorCatalogue, type ErrorBody, type ErrorCode, type RoutingInfo } from '@parley/protocol';
+import { MicroBatcher, type ItemOutcome } from '@parley/batching';
+import {
+  ErrorCatalogue,
+  Limits,
+  type ErrorBody,
+  type ErrorCode,
+  type RoutingInfo,
+  type SendBatchItem,
+  type SendBatchResponse,
+  type SendMessageResponse,
+} from '@parley/protocol';
 import { Pool } from 'undici';
 
 /** The outcome of a call to the message service, already shaped for a reply frame. */
@@ -6,17 +16,28 @@ export type ServiceResult<T> =
   | { ok: true; status: number; body: T }
   | { ok: false; status: number; code: string; message: string; retryable: boolean };
 
-export interface LatencyObserver {
-  (route: string, outcome: string, seconds: number): void;
+export interface ServiceClientObservers {
+  /** Every HTTP call: route (`routing`, `send-batch`, `read`), outcome (status, `timeout`, `unreachable`), seconds. */
+  observe(route: string, outcome: string, seconds: number): void;
+  /** The number of sends in each send-batch call. */
+  onSendBatch?(size: number): void;
 }
 
 /**
  * Keep-alive connections to the message service (behind its own load balancer or a
- * Service, so one origin). Enough to keep its event loop and the send group commit fed
- * (services/message/src/domain/micro-batcher.ts); requests beyond them queue here, in
- * this process, instead of opening a connection each.
+ * Service, so one origin). Enough for the connect-time routing calls of a connect storm
+ * beside the send batches; requests beyond them queue here, in this process, instead of
+ * opening a connection each.
  */
 const POOL_CONNECTIONS = 128;
+
+/**
+ * Send-batch calls in flight at once. Below it every send leaves at once in a call of its
+ * own; at it, sends queue and leave together in the next call, so under load Fastify's
+ * and undici's cost per request is paid per batch. Each call's sends share one group
+ * commit in the service.
+ */
+const SEND_BATCHES_IN_FLIGHT = 8;
 
 /** undici's error codes for a request that ran out of time (the only reason we abort one). */
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_ABORTED']);
@@ -32,14 +53,21 @@ export class MessageServiceClient {
   /** The base URL's path, for a service mounted below the root. */
   private readonly pathPrefix: string;
 
+  private readonly sends: MicroBatcher<SendBatchItem, ServiceResult<SendMessageResponse>>;
+
   constructor(
     baseUrl: string,
     private readonly timeoutMs: number,
-    private readonly observe: LatencyObserver,
+    private readonly observers: ServiceClientObservers,
   ) {
     const url = new URL(baseUrl);
     this.pathPrefix = url.pathname.replace(/\/+$/, '');
     this.pool = new Pool(url.origin, { connections: POOL_CONNECTIONS, connectTimeout: timeoutMs });
+    this.sends = new MicroBatcher((items) => this.sendBatch(items), {
+      maxBatch: Limits.sendBatchMaxItems,
+      maxConcurrent: SEND_BATCHES_IN_FLIGHT,
+      ...(observers.onSendBatch ? { onBatch: observers.onSendBatch } : {}),
+    });
   }
 
   /** Closes the pool's connections once the calls in flight are answered. */
@@ -51,25 +79,33 @@ export class MessageServiceClient {
     return this.request('GET', '/v1/me/routing', 'routing', token);
   }
 
-  sendMessage(token: string, conversationId: string, body: { clientMessageId: string; body: string }) {
-    return this.request<{ message: unknown; duplicate: boolean }>(
-      'POST',
-      `/v1/conversations/${conversationId}/messages`,
-      'send',
-      token,
-      body,
-    );
+  /** Stored by the service with the sends of other sockets that queue with it (see SEND_BATCHES_IN_FLIGHT). */
+  sendMessage(token: string, conversationId: string, body: { clientMessageId: string; body: string }): Promise<ServiceResult<SendMessageResponse>> {
+    return this.sends.submit({ accessToken: token, conversationId, clientMessageId: body.clientMessageId, body: body.body });
   }
 
   markRead(token: string, conversationId: string, seq: number) {
     return this.request<unknown>('POST', `/v1/conversations/${conversationId}/read`, 'read', token, { seq });
   }
 
+  /** One call for the batch; a failed call (timeout, service down) is every send's answer. */
+  private async sendBatch(items: readonly SendBatchItem[]): Promise<Array<ItemOutcome<ServiceResult<SendMessageResponse>>>> {
+    const call = await this.request<SendBatchResponse>('POST', '/internal/v1/send-batch', 'send-batch', null, { sends: items });
+    if (!call.ok) return items.map(() => ({ ok: true, value: call }));
+    return call.body.results.map((result) => ({
+      ok: true,
+      value:
+        result.response !== undefined
+          ? { ok: true, status: result.status, body: result.response }
+          : failure(result.status, result.error ?? null),
+    }));
+  }
+
   private async request<T>(
     method: string,
     path: string,
     route: string,
-    token: string,
+    token: string | null,
     body?: unknown,
   ): Promise<ServiceResult<T>> {
     const started = performance.now();
@@ -84,7 +120,7 @@ export class MessageServiceClient {
         method: method as 'GET' | 'POST',
         path: this.pathPrefix + path,
         headers: {
-          authorization: `Bearer ${token}`,
+          ...(token === null ? {} : { authorization: `Bearer ${token}` }),
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         body: body === undefined ? null : JSON.stringify(body),
@@ -101,16 +137,7 @@ export class MessageServiceClient {
         // Not JSON (a proxy's error page): answered by status below.
       }
       if (response.statusCode >= 200 && response.statusCode < 300) return { ok: true, status: response.statusCode, body: parsed as T };
-      const error = (parsed as ErrorBody | null)?.error;
-      const code = error?.code ?? 'UNAVAILABLE';
-      const known = ErrorCatalogue[code as ErrorCode];
-      return {
-        ok: false,
-        status: response.statusCode,
-        code,
-        message: error?.message ?? `message service answered ${response.statusCode}`,
-        retryable: known ? known.retry !== 'never' : response.statusCode >= 500,
-      };
+      return failure(response.statusCode, (parsed as ErrorBody | null)?.error ?? null);
     } catch (error) {
       // Timeout or connection failure: the request may or may not have been stored.
       // Sends are idempotent on the client message id, so a retry is always safe.
@@ -119,7 +146,20 @@ export class MessageServiceClient {
       return { ok: false, status: 503, code: 'UNAVAILABLE', message: 'The message service did not answer.', retryable: true };
     } finally {
       clearTimeout(timer);
-      this.observe(route, outcome, (performance.now() - started) / 1000);
+      this.observers.observe(route, outcome, (performance.now() - started) / 1000);
     }
   }
+}
+
+/** A refusal from the service (an error body, or a proxy's page without one) as a ServiceResult. */
+function failure(status: number, error: Pick<ErrorBody['error'], 'code' | 'message'> | null): ServiceResult<never> {
+  const code = error?.code ?? 'UNAVAILABLE';
+  const known = ErrorCatalogue[code as ErrorCode];
+  return {
+    ok: false,
+    status,
+    code,
+    message: error?.message ?? `message service answered ${status}`,
+    retryable: known ? known.retry !== 'never' : status >= 500,
+  };
 }

@@ -55,6 +55,12 @@ export class GatewayMetrics {
     buckets: [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
+  readonly sendBatchSize = new Histogram({
+    name: 'parley_gateway_send_batch_size',
+    help: 'Sends per call to the message service: 1 at low load, more as sends queue behind the calls in flight.',
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers: [this.registry],
+  });
   readonly redisLatency = new Histogram({
     name: 'parley_gateway_redis_seconds',
     help: 'Latency of Redis operations (publish, presence), by operation.',

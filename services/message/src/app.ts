@@ -27,6 +27,7 @@ import { authRoutes } from './routes/auth-routes';
 import { contactRoutes } from './routes/contact-routes';
 import { conversationRoutes } from './routes/conversation-routes';
 import { healthRoutes } from './routes/health-routes';
+import { internalRoutes } from './routes/internal-routes';
 import { messageRoutes } from './routes/message-routes';
 import type { RouteContext } from './routes/route-context';
 import { userRoutes } from './routes/user-routes';
@@ -188,6 +189,7 @@ export async function buildApp(deps: AppDeps) {
   await app.register(contactRoutes, { context });
   await app.register(conversationRoutes, { context });
   await app.register(messageRoutes, { context });
+  await app.register(internalRoutes, { context });
   if (deps.extraRoutes) await app.register(deps.extraRoutes);
 
   await app.ready();

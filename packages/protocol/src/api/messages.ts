@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { ClientMessageId, Id, MAX_SEQ, MessageBody, PageLimit, Seq, SeqPathParam, Timestamp } from '../primitives';
+import { Limits } from '../limits';
+import { ClientMessageId, ErrorBody, Id, MAX_SEQ, MessageBody, PageLimit, Seq, SeqPathParam, Timestamp } from '../primitives';
 
 export const Message = Type.Object(
   {
@@ -34,6 +35,46 @@ export const SendMessageResponse = Type.Object(
   { additionalProperties: false },
 );
 export type SendMessageResponse = Static<typeof SendMessageResponse>;
+
+/**
+ * Gateway → message service: the sends of many sockets in one call. Each carries the
+ * access token of the user it is sent for and is authorized and answered alone, exactly
+ * as `POST /v1/conversations/:conversationId/messages` would; the call only shares the
+ * HTTP round trip. Internal: nginx does not route `/internal/`.
+ */
+export const SendBatchItem = Type.Object(
+  {
+    accessToken: Type.String({ minLength: 1, maxLength: 4096 }),
+    conversationId: Id,
+    clientMessageId: ClientMessageId,
+    body: MessageBody,
+  },
+  { additionalProperties: false },
+);
+export type SendBatchItem = Static<typeof SendBatchItem>;
+
+export const SendBatchBody = Type.Object(
+  { sends: Type.Array(SendBatchItem, { minItems: 1, maxItems: Limits.sendBatchMaxItems }) },
+  { additionalProperties: false },
+);
+export type SendBatchBody = Static<typeof SendBatchBody>;
+
+/** One send's answer: the status and body the single-send route would have given. */
+export const SendBatchResult = Type.Object(
+  {
+    status: Type.Integer({ description: '201 stored, 200 a retry of a stored send, else the error status.' }),
+    response: Type.Optional(SendMessageResponse),
+    error: Type.Optional(ErrorBody.properties.error),
+  },
+  { additionalProperties: false },
+);
+export type SendBatchResult = Static<typeof SendBatchResult>;
+
+export const SendBatchResponse = Type.Object(
+  { results: Type.Array(SendBatchResult, { description: 'In the order of `sends`.' }) },
+  { additionalProperties: false },
+);
+export type SendBatchResponse = Static<typeof SendBatchResponse>;
 
 export const EditMessageBody = Type.Object({ body: MessageBody }, { additionalProperties: false });
 export type EditMessageBody = Static<typeof EditMessageBody>;

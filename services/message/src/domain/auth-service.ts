@@ -14,7 +14,7 @@ import * as sessions from '../repositories/sessions-repository';
 import * as users from '../repositories/users-repository';
 import type { EventPublisher } from './event-publisher';
 import { toMe } from './mappers';
-import { MicroBatcher } from './micro-batcher';
+import { MicroBatcher } from '@parley/batching';
 
 export interface AuthenticatedUser {
   userId: string;

@@ -11,7 +11,7 @@ import * as conversations from '../repositories/conversations-repository';
 import { databaseErrorKind } from '../repositories/database-errors';
 import * as messages from '../repositories/messages-repository';
 import type { EventPublisher } from './event-publisher';
-import { MicroBatcher, type MicroBatcherOptions, type ItemOutcome } from './micro-batcher';
+import { MicroBatcher, type MicroBatcherOptions, type ItemOutcome } from '@parley/batching';
 import { storeSendBatch, type SendRequest, type StoredSend } from './store-batch';
 import { toMessage } from './mappers';
 import { requireMember } from './membership';

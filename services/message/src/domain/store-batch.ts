@@ -1,10 +1,11 @@
 import type { MessageRow } from '@parley/db';
 import { ParleyError } from '@parley/protocol';
-import * as contacts from '../repositories/contacts-repository';
+import type { ItemOutcome } from '@parley/batching';
 import * as conversations from '../repositories/conversations-repository';
 import type { Executor } from '../repositories/executor';
 import * as messages from '../repositories/messages-repository';
-import type { ItemOutcome } from './micro-batcher';
+import * as sendBatches from '../repositories/send-batch-repository';
+import type { SendWrites } from '../repositories/send-batch-repository';
 
 export interface SendRequest {
   userId: string;
@@ -25,8 +26,9 @@ const retryKey = (conversationId: string, senderId: string, clientMessageId: str
 /**
  * Stores a batch of sends in the caller's transaction with a fixed number of statements,
  * however many sends and conversations the batch holds: lock the conversations (id
- * order), read memberships, retries and blocks, then allocate seqs in memory under those
- * locks and write them, the messages and the senders' read markers. Seqs stay gapless:
+ * order), read memberships, retries and blocks in one statement, then allocate seqs in
+ * memory under those locks and write them, the messages and the senders' read markers in
+ * another (repositories/send-batch-repository.ts). Seqs stay gapless:
  * the allocation and the inserts commit together or not at all.
  *
  * Each send gets its own answer, as a send on its own would: the original for a retry
@@ -39,34 +41,42 @@ export async function storeSendBatch(trx: Executor, requests: readonly SendReque
   const locked = new Map((await conversations.lockConversations(trx, conversationIds)).map((row) => [row.id, row]));
   const known = requests.filter((request) => locked.has(request.conversationId));
 
-  const memberPairs = await conversations.findMemberPairs(
-    trx,
-    uniqueBy(known, (r) => `${r.conversationId}/${r.userId}`).map((r) => ({ conversationId: r.conversationId, userId: r.userId })),
-  );
-  const stored = await messages.findMessagesByClientIds(
-    trx,
-    uniqueBy(known, (r) => retryKey(r.conversationId, r.userId, r.clientMessageId)).map((r) => ({
-      conversationId: r.conversationId,
-      senderId: r.userId,
-      clientMessageId: r.clientMessageId,
-    })),
-  );
-  const byRetryKey = new Map(stored.map((row) => [retryKey(row.conversation_id, row.sender_id, row.client_message_id), row]));
-
   const directPeer = (request: SendRequest): string | undefined => {
     const directKey = locked.get(request.conversationId)?.directKey;
     return directKey ? (directKey.split(':').find((id) => id !== request.userId) ?? request.userId) : undefined;
   };
-  const blockChecks = known.flatMap((request) => {
-    const peer = directPeer(request);
-    return peer && memberPairs.has(`${request.conversationId}/${request.userId}`) ? [{ a: request.userId, b: peer }] : [];
+  // Every check in one statement: blocks are read for all direct sends, members or not.
+  const checks = await sendBatches.readSendChecks(trx, {
+    memberPairs: uniqueBy(known, (r) => `${r.conversationId}/${r.userId}`).map((r) => ({ conversationId: r.conversationId, userId: r.userId })),
+    retryKeys: uniqueBy(known, (r) => retryKey(r.conversationId, r.userId, r.clientMessageId)).map((r) => ({
+      conversationId: r.conversationId,
+      senderId: r.userId,
+      clientMessageId: r.clientMessageId,
+    })),
+    blockPairs: uniqueBy(
+      known.flatMap((request) => {
+        const peer = directPeer(request);
+        return peer ? [{ a: request.userId, b: peer }] : [];
+      }),
+      (pair) => `${pair.a}/${pair.b}`,
+    ),
   });
-  const blocked = await contacts.blockedPairs(trx, uniqueBy(blockChecks, (pair) => `${pair.a}/${pair.b}`));
+  // Retries are rare: their stored rows are read only when there are some.
+  const stored =
+    checks.retries.size === 0
+      ? []
+      : await messages.findMessagesByClientIds(
+          trx,
+          uniqueBy(known, (r) => retryKey(r.conversationId, r.userId, r.clientMessageId))
+            .filter((r) => checks.retries.has(retryKey(r.conversationId, r.userId, r.clientMessageId)))
+            .map((r) => ({ conversationId: r.conversationId, senderId: r.userId, clientMessageId: r.clientMessageId })),
+        );
+  const byRetryKey = new Map(stored.map((row) => [retryKey(row.conversation_id, row.sender_id, row.client_message_id), row]));
 
   // Decide each send in order; new ones take the next seq of their conversation.
   type Decision = { outcome: ItemOutcome<StoredSend> } | { newKey: string } | { sameAs: string };
   const next = new Map<string, { lastSeq: number; lastRev: number }>();
-  const inserts: Parameters<typeof messages.insertMessages>[1][number][] = [];
+  const inserts: Array<SendWrites['messages'][number]> = [];
   const claimed = new Set<string>();
   const decisions: Decision[] = requests.map((request) => {
     const conversation = locked.get(request.conversationId);
@@ -75,11 +85,11 @@ export async function storeSendBatch(trx: Executor, requests: readonly SendReque
     const original = byRetryKey.get(key);
     if (original) return { outcome: { ok: true, value: { row: original, duplicate: true } } };
     if (claimed.has(key)) return { sameAs: key };
-    if (!memberPairs.has(`${request.conversationId}/${request.userId}`)) {
+    if (!checks.members.has(`${request.conversationId}/${request.userId}`)) {
       return { outcome: { ok: false, error: new ParleyError('NOT_A_MEMBER') } };
     }
     const peer = directPeer(request);
-    if (peer && blocked.has(`${request.userId}/${peer}`)) return { outcome: { ok: false, error: new ParleyError('USER_BLOCKED') } };
+    if (peer && checks.blocked.has(`${request.userId}/${peer}`)) return { outcome: { ok: false, error: new ParleyError('USER_BLOCKED') } };
     const counters = next.get(conversation.id) ?? { lastSeq: conversation.lastSeq, lastRev: conversation.lastRev };
     counters.lastSeq += 1;
     counters.lastRev += 1;
@@ -89,13 +99,6 @@ export async function storeSendBatch(trx: Executor, requests: readonly SendReque
     return { newKey: key };
   });
 
-  await messages.setAllocatedSeqs(
-    trx,
-    [...next].map(([conversationId, counters]) => ({ conversationId, ...counters })),
-  );
-  const inserted = new Map(
-    (await messages.insertMessages(trx, inserts)).map((row) => [retryKey(row.conversation_id, row.sender_id, row.client_message_id), row]),
-  );
   // A sender has read up to their latest message of the batch.
   const markers = new Map<string, { conversationId: string; userId: string; seq: number }>();
   for (const insert of inserts) {
@@ -103,7 +106,12 @@ export async function storeSendBatch(trx: Executor, requests: readonly SendReque
     const seen = markers.get(markerKey);
     if (!seen || seen.seq < insert.seq) markers.set(markerKey, { conversationId: insert.conversationId, userId: insert.senderId, seq: insert.seq });
   }
-  await conversations.raiseReadMarkers(trx, [...markers.values()]);
+  const written = await sendBatches.writeSends(trx, {
+    allocations: [...next].map(([conversationId, counters]) => ({ conversationId, ...counters })),
+    messages: inserts,
+    readMarkers: [...markers.values()],
+  });
+  const inserted = new Map(written.map((row) => [retryKey(row.conversation_id, row.sender_id, row.client_message_id), row]));
 
   return decisions.map((decision) => {
     if ('outcome' in decision) return decision.outcome;

@@ -1,5 +1,5 @@
 import { ErrorCatalogue, isParleyError, type ErrorBody, type ErrorCode } from '@parley/protocol';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { databaseErrorKind } from '../repositories/database-errors';
 
 /** Fastify's own errors, by code, and what they mean in our catalogue. */
@@ -54,4 +54,19 @@ export function installErrorHandlers(app: FastifyInstance): void {
   });
 
   app.setNotFoundHandler((request, reply) => send(reply, 'NOT_FOUND', `No route for ${request.method} ${request.url}.`));
+}
+
+/**
+ * What an error from one item of a batch means in the catalogue, for answers given per
+ * item inside a 200 (POST /internal/v1/send-batch): a ParleyError as itself, an
+ * unreachable database as UNAVAILABLE, anything else as INTERNAL, logged.
+ */
+export function catalogueErrorOf(error: unknown, log: FastifyBaseLogger): { code: ErrorCode; message: string } {
+  if (isParleyError(error)) return { code: error.code, message: error.message };
+  if (databaseErrorKind(error) === 'unavailable') {
+    log.error({ err: error }, 'dependency unavailable');
+    return { code: 'UNAVAILABLE', message: ErrorCatalogue.UNAVAILABLE.message };
+  }
+  log.error({ err: error }, 'unhandled error');
+  return { code: 'INTERNAL', message: ErrorCatalogue.INTERNAL.message };
 }

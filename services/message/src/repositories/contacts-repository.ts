@@ -109,22 +109,3 @@ export async function listBlocks(db: Executor, blockerId: string) {
     .orderBy('u.username')
     .execute();
 }
-
-/** Which of these pairs have a block either way: keys `a/b` as given. */
-export async function blockedPairs(db: Executor, pairs: ReadonlyArray<{ a: string; b: string }>): Promise<Set<string>> {
-  if (pairs.length === 0) return new Set();
-  const rows = await db
-    .selectFrom('blocks')
-    .select(['blocker_id', 'blocked_id'])
-    .where((eb) =>
-      eb.or(
-        pairs.flatMap((pair) => [
-          eb.and([eb('blocker_id', '=', pair.a), eb('blocked_id', '=', pair.b)]),
-          eb.and([eb('blocker_id', '=', pair.b), eb('blocked_id', '=', pair.a)]),
-        ]),
-      ),
-    )
-    .execute();
-  const blocked = new Set(rows.map((row) => [row.blocker_id, row.blocked_id].sort().join('/')));
-  return new Set(pairs.filter((pair) => blocked.has([pair.a, pair.b].sort().join('/'))).map((pair) => `${pair.a}/${pair.b}`));
-}

@@ -324,37 +324,3 @@ export async function lockConversations(db: Executor, ids: readonly string[]): P
     .execute();
   return rows.map((row) => ({ id: row.id, kind: row.kind, directKey: row.direct_key, lastSeq: row.last_seq, lastRev: row.last_rev }));
 }
-
-/** Which of these (conversation, user) pairs are memberships: keys `conversationId/userId`. */
-export async function findMemberPairs(
-  db: Executor,
-  pairs: ReadonlyArray<{ conversationId: string; userId: string }>,
-): Promise<Set<string>> {
-  if (pairs.length === 0) return new Set();
-  const rows = await db
-    .selectFrom('conversation_members')
-    .select(['conversation_id', 'user_id'])
-    .where((eb) =>
-      eb(
-        eb.refTuple('conversation_id', 'user_id'),
-        'in',
-        pairs.map((pair) => eb.tuple(pair.conversationId, pair.userId)),
-      ),
-    )
-    .execute();
-  return new Set(rows.map((row) => `${row.conversation_id}/${row.user_id}`));
-}
-
-/** Moves several read markers forward (never back): a sender has read up to their own message. */
-export async function raiseReadMarkers(
-  db: Executor,
-  markers: ReadonlyArray<{ conversationId: string; userId: string; seq: number }>,
-): Promise<void> {
-  if (markers.length === 0) return;
-  const values = sql.join(markers.map((m) => sql`(${m.conversationId}::uuid, ${m.userId}::uuid, ${m.seq}::bigint)`));
-  await sql`
-    update conversation_members as m set last_read_seq = v.seq
-    from (values ${values}) as v(conversation_id, user_id, seq)
-    where m.conversation_id = v.conversation_id and m.user_id = v.user_id and m.last_read_seq < v.seq
-  `.execute(db);
-}

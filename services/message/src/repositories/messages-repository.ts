@@ -1,4 +1,4 @@
-import { sql, type MessageRow } from '@parley/db';
+import type { MessageRow } from '@parley/db';
 import type { Executor } from './executor';
 
 /**
@@ -103,51 +103,5 @@ export async function findMessagesByClientIds(
         keys.map((key) => eb.tuple(key.conversationId, key.senderId, key.clientMessageId)),
       ),
     )
-    .execute();
-}
-
-/**
- * Sets conversations' `last_seq` and `last_rev` to the values a batch allocated, under the
- * row locks the batch holds (see lockConversations), in the transaction that inserts them.
- */
-export async function setAllocatedSeqs(
-  db: Executor,
-  allocations: ReadonlyArray<{ conversationId: string; lastSeq: number; lastRev: number }>,
-): Promise<void> {
-  if (allocations.length === 0) return;
-  const values = sql.join(allocations.map((a) => sql`(${a.conversationId}::uuid, ${a.lastSeq}::bigint, ${a.lastRev}::bigint)`));
-  await sql`
-    update conversations as c set last_seq = v.last_seq, last_rev = v.last_rev, last_activity_at = now()
-    from (values ${values}) as v(id, last_seq, last_rev)
-    where c.id = v.id
-  `.execute(db);
-}
-
-/** Inserts several new messages in one statement; rows come back in no particular order. */
-export async function insertMessages(
-  db: Executor,
-  rows: ReadonlyArray<{
-    conversationId: string;
-    seq: number;
-    rev: number;
-    senderId: string;
-    clientMessageId: string;
-    body: string;
-  }>,
-): Promise<MessageRow[]> {
-  if (rows.length === 0) return [];
-  return db
-    .insertInto('messages')
-    .values(
-      rows.map((row) => ({
-        conversation_id: row.conversationId,
-        seq: row.seq,
-        rev: row.rev,
-        sender_id: row.senderId,
-        client_message_id: row.clientMessageId,
-        body: row.body,
-      })),
-    )
-    .returningAll()
     .execute();
 }

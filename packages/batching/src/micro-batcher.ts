@@ -4,7 +4,7 @@ export type ItemOutcome<O> = { ok: true; value: O } | { ok: false; error: unknow
 export interface MicroBatcherOptions {
   /** Most items one batch takes; the rest wait for the next batch. */
   maxBatch: number;
-  /** Batches allowed in flight at once (each holds one database connection). */
+  /** Batches allowed in flight at once (a database connection, an HTTP connection each). */
   maxConcurrent: number;
   /** Told the size of every batch run (a metric). */
   onBatch?: (size: number) => void;
@@ -18,7 +18,8 @@ interface Waiting<I, O> {
 
 /**
  * Runs what arrives together as one batch: group commit for writes (sends stored in one
- * transaction), one statement for reads (sessions looked up together). At low load every
+ * transaction), one statement for reads (sessions looked up together), one call for many
+ * (a gateway's sends to the message service). At low load every
  * item gets a batch of its own at once (no added wait beyond one event-loop turn, which
  * gathers what arrived together); under load, items queue while the `maxConcurrent`
  * batches in flight run and go together into the next one, so a round trip (and, for a
@@ -84,7 +85,7 @@ export class MicroBatcher<I, O> {
     }
     batch.forEach((waiting, index) => {
       const outcome = outcomes[index];
-      if (!outcome) waiting.reject(new Error('group commit: the batch gave no answer for an item'));
+      if (!outcome) waiting.reject(new Error('MicroBatcher: the batch gave no answer for an item'));
       else if (outcome.ok) waiting.resolve(outcome.value);
       else waiting.reject(outcome.error);
     });

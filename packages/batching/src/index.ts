@@ -1,0 +1,1 @@
+export { MicroBatcher, type ItemOutcome, type MicroBatcherOptions } from './micro-batcher';

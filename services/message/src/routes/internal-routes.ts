@@ -1,0 +1,47 @@
+import { ErrorBody, ErrorCatalogue, Limits, SendBatchBody, SendBatchResponse, type SendBatchItem, type SendBatchResult } from '@parley/protocol';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyBaseLogger } from 'fastify';
+import { catalogueErrorOf } from '../http/error-handler';
+import type { RouteContext } from './route-context';
+
+/**
+ * Room for the largest batch: every send at its longest body, each character JSON-escaped
+ * (6 bytes), and its token. Far above what a gateway sends; the item limit is the real bound.
+ */
+const SEND_BATCH_BODY_LIMIT_BYTES = Limits.sendBatchMaxItems * (Limits.messageBodyMaxLength * 6 + 8 * 1024);
+
+/**
+ * Routes for gateways, not for clients: nginx routes only /v1, /ws and the probes, so
+ * /internal/ is reachable only on the service's own port. Nothing here trusts the caller:
+ * every item carries its user's access token and is authorized on its own.
+ */
+export const internalRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }> = async (app, { context }) => {
+  /** One send, answered as POST /v1/conversations/:id/messages would answer it alone. */
+  const sendOne = async (item: SendBatchItem, log: FastifyBaseLogger): Promise<SendBatchResult> => {
+    try {
+      const { userId } = await context.auth.authenticate(item.accessToken);
+      const outcome = await context.messages.send(userId, item.conversationId, { clientMessageId: item.clientMessageId, body: item.body });
+      return { status: outcome.duplicate ? 200 : 201, response: outcome };
+    } catch (error) {
+      const { code, message } = catalogueErrorOf(error, log);
+      return { status: ErrorCatalogue[code].status, error: { code, message } };
+    }
+  };
+
+  app.post(
+    '/internal/v1/send-batch',
+    {
+      bodyLimit: SEND_BATCH_BODY_LIMIT_BYTES,
+      schema: {
+        tags: ['internal'],
+        summary:
+          'Gateways: many users\' sends in one call, each with its own access token, authorized and answered alone (in order); ' +
+          'the sends of one call are stored by the same group commit. Not routed by nginx.',
+        body: SendBatchBody,
+        response: { 200: SendBatchResponse, 400: ErrorBody, 413: ErrorBody, 415: ErrorBody },
+      },
+    },
+    // Every item starts in the same turn, so they join one group commit (MicroBatcher).
+    async (request) => ({ results: await Promise.all(request.body.sends.map((item) => sendOne(item, request.log))) }),
+  );
+};
