@@ -60,8 +60,10 @@ describe.each(MESSAGE_BACKENDS)('on %s', (backend) => {
     const revoked = await registerUser(h.app);
     expect((await call(h.app, owner!, 'POST', `/v1/conversations/${group.id}/members`, { userIds: [revoked.id] })).statusCode).toBeLessThan(300);
     expect((await call(h.app, revoked, 'POST', '/v1/auth/logout')).statusCode).toBeLessThan(300);
-    // The owner's real token with one character of the signature changed.
-    const forged = owner!.accessToken.slice(0, -2) + (owner!.accessToken.endsWith('A') ? 'BB' : 'AA');
+    // The owner's real token with the signature's first character changed (the last one
+    // carries unused bits: changing it can leave the signature as it was).
+    const [header, payload, signature] = owner!.accessToken.split('.');
+    const forged = `${header}.${payload}.${signature!.startsWith('A') ? 'B' : 'A'}${signature!.slice(1)}`;
 
     const answers = await results([
       item(owner!, group.id, 'a'),

@@ -41,25 +41,21 @@ export function installErrorHandlers(app: FastifyInstance): void {
     const mapped = error.code ? FASTIFY_CODES[error.code] : undefined;
     if (mapped) return send(reply, mapped, ErrorCatalogue[mapped].message);
     if (error instanceof SyntaxError) return send(reply, 'MALFORMED_JSON', ErrorCatalogue.MALFORMED_JSON.message);
-    if (databaseErrorKind(error) === 'unavailable') {
-      request.log.error({ err: error }, 'dependency unavailable');
-      return send(reply, 'UNAVAILABLE', ErrorCatalogue.UNAVAILABLE.message);
-    }
-    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500 && databaseErrorKind(error) !== 'unavailable') {
       request.log.info({ err: error }, 'client error without a catalogue code');
       return send(reply, 'VALIDATION_FAILED', error.message);
     }
-    request.log.error({ err: error }, 'unhandled error');
-    return send(reply, 'INTERNAL', ErrorCatalogue.INTERNAL.message);
+    const { code, message } = catalogueErrorOf(error, request.log);
+    return send(reply, code, message);
   });
 
   app.setNotFoundHandler((request, reply) => send(reply, 'NOT_FOUND', `No route for ${request.method} ${request.url}.`));
 }
 
 /**
- * What an error from one item of a batch means in the catalogue, for answers given per
- * item inside a 200 (POST /internal/v1/send-batch): a ParleyError as itself, an
- * unreachable database as UNAVAILABLE, anything else as INTERNAL, logged.
+ * What an error from the work of a request means in the catalogue (the error handler's
+ * last step, and the per-item answers of POST /internal/v1/send-batch): a ParleyError as
+ * itself, an unreachable database as UNAVAILABLE, anything else as INTERNAL, logged.
  */
 export function catalogueErrorOf(error: unknown, log: FastifyBaseLogger): { code: ErrorCode; message: string } {
   if (isParleyError(error)) return { code: error.code, message: error.message };
