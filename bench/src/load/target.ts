@@ -167,7 +167,8 @@ export async function openTarget(spec: StartTarget | AttachTarget, log: (line: s
       gateways: spec.gateways ?? 2,
       busPrefix: `parley-load-${randomBytes(4).toString('hex')}:`,
       signingJwk,
-      logLevel: 'warn',
+      // PARLEY_LOAD_LOG_LEVEL=info (with PARLEY_LOAD_KEEP_LOGS=1) keeps every request's log line.
+      logLevel: process.env['PARLEY_LOAD_LOG_LEVEL'] ?? 'warn',
       drainWindowMs: 500,
       ...BENCH_NGINX,
       ...spec.topology,
@@ -178,7 +179,7 @@ export async function openTarget(spec: StartTarget | AttachTarget, log: (line: s
       gatewayEnv: { RATE_LIMIT_FRAMES_PER_SECOND: '100000', MAX_CONNECTIONS: '19500', ...gatewayGc?.env, ...spec.gatewayEnv },
     });
     cleanups.push(() => topology.stop({ removeWorkDir: process.env['PARLEY_LOAD_KEEP_LOGS'] !== '1' }));
-    log(`topology up: ${topology.gateways.length} gateway(s), nginx at ${topology.httpsUrl}`);
+    log(`topology up: ${topology.gateways.length} gateway(s), nginx at ${topology.httpsUrl}, logs in ${topology.workDir}`);
     return {
       kind: 'start',
       attach: attachTo(topology, { databaseUrl, redisUrl, signingJwk }),
