@@ -282,7 +282,7 @@ describe('connections per user', () => {
     await capped.waitForConnectionCount(3);
     const again = await h.connect(capped, second, { label: 'again' });
     await again.ping();
-    expect(await capped.metricValue('parley_gateway_upgrades_rejected_total', { status: '429' })).toBe(7);
+    expect(await capped.metricValue('parley_gateway_upgrades_rejected_total', { status: '429', reason: 'per-user' })).toBe(7);
   });
 
   test('the default is MAX_CONNECTIONS_PER_USER=20, and the variable is read', () => {

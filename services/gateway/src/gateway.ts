@@ -13,7 +13,7 @@ import { FrameHandler } from './frame-handler';
 import { MessageServiceClient } from './message-service-client';
 import type { GatewayMetrics } from './metrics';
 import type { Presence } from './presence';
-import { authorizeUpgrade } from './upgrade-auth';
+import { authorizeUpgrade, type RefusalReason } from './upgrade-auth';
 import { WriteCoalescer } from './write-coalescer';
 
 export type GatewayOptions = Pick<
@@ -297,28 +297,28 @@ export class Gateway {
     // scope (the routing answer included) alive as long as the socket.
     socket.on('error', destroySocket);
     const path = (request.url ?? '').split('?')[0];
-    if (path !== '/ws') return this.refuse(socket, 404, 'NOT_FOUND', 'WebSockets are served at /ws.');
-    if (this.draining) return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is draining; connect again.');
+    if (path !== '/ws') return this.refuse(socket, 'path', 404, 'NOT_FOUND', 'WebSockets are served at /ws.');
+    if (this.draining) return this.refuse(socket, 'draining', 503, 'UNAVAILABLE', 'This node is draining; connect again.');
     if (this.connections.size >= this.deps.options.maxConnections) {
-      return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is full; connect again.');
+      return this.refuse(socket, 'full', 503, 'UNAVAILABLE', 'This node is full; connect again.');
     }
     const decision = await authorizeUpgrade(request, {
       verifier: this.deps.verifier,
       messageService: this.messageService,
       allowedOrigins: this.deps.options.allowedOrigins,
     });
-    if (!decision.ok) return this.refuse(socket, decision.status, decision.code, decision.message);
+    if (!decision.ok) return this.refuse(socket, decision.reason, decision.status, decision.code, decision.message);
     if (socket.destroyed) return;
     // Checked after the await and counted in onConnection with none between, so
     // concurrent upgrades of one user cannot pass the cap together.
     const perUser = this.deps.options.maxConnectionsPerUser;
     if ((this.socketsPerUser.get(decision.claims.userId) ?? 0) >= perUser) {
-      return this.refuse(socket, 429, 'RATE_LIMITED', `At most ${perUser} sockets per user on a node; close one first.`);
+      return this.refuse(socket, 'per-user', 429, 'RATE_LIMITED', `At most ${perUser} sockets per user on a node; close one first.`);
     }
     // Checked again: a drain may have started, or the node filled up, while we waited.
-    if (this.draining) return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is draining; connect again.');
+    if (this.draining) return this.refuse(socket, 'draining', 503, 'UNAVAILABLE', 'This node is draining; connect again.');
     if (this.connections.size >= this.deps.options.maxConnections) {
-      return this.refuse(socket, 503, 'UNAVAILABLE', 'This node is full; connect again.');
+      return this.refuse(socket, 'full', 503, 'UNAVAILABLE', 'This node is full; connect again.');
     }
     const { claims, token, routing } = decision;
     this.wss.handleUpgrade(request, socket, head, (ws) => {
@@ -327,8 +327,8 @@ export class Gateway {
     });
   }
 
-  private refuse(socket: Duplex, status: number, code: string, message: string): void {
-    this.metrics.upgradesRejected.inc({ status: String(status) });
+  private refuse(socket: Duplex, reason: RefusalReason, status: number, code: string, message: string): void {
+    this.metrics.upgradesRejected.inc({ status: String(status), reason });
     const body = JSON.stringify({ error: { code, message } });
     const statusText = STATUS_CODES[status] ?? 'Error';
     if (!socket.writable) return void socket.destroy();

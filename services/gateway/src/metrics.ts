@@ -10,8 +10,8 @@ export class GatewayMetrics {
   });
   readonly upgradesRejected = new Counter({
     name: 'parley_gateway_upgrades_rejected_total',
-    help: 'Upgrades refused, by HTTP status.',
-    labelNames: ['status'] as const,
+    help: 'Upgrades refused, by HTTP status and reason (path, draining, full, origin, token, jwks, session, message-service, per-user).',
+    labelNames: ['status', 'reason'] as const,
     registers: [this.registry],
   });
   readonly framesIn = new Counter({

@@ -3,9 +3,16 @@ import type { AccessClaims, AccessTokenVerifier } from '@parley/auth';
 import { isParleyError, WS_AUTH_SUBPROTOCOL_PREFIX, type RoutingInfo } from '@parley/protocol';
 import type { MessageServiceClient } from './message-service-client';
 
+/**
+ * Why an upgrade was refused: the `reason` label of `parley_gateway_upgrades_rejected_total`
+ * (docs/metrics.md), so a 503 says whether the node is full, draining or cannot reach the
+ * message service.
+ */
+export type RefusalReason = 'path' | 'draining' | 'full' | 'origin' | 'token' | 'jwks' | 'session' | 'message-service' | 'per-user';
+
 export type UpgradeDecision =
   | { ok: true; claims: AccessClaims; token: string; routing: RoutingInfo }
-  | { ok: false; status: number; code: string; message: string };
+  | { ok: false; reason: RefusalReason; status: number; code: string; message: string };
 
 const BEARER = /^Bearer ([A-Za-z0-9_.-]+)$/;
 
@@ -43,19 +50,24 @@ export async function authorizeUpgrade(
   deps: { verifier: AccessTokenVerifier; messageService: MessageServiceClient; allowedOrigins: string[] | '*' },
 ): Promise<UpgradeDecision> {
   if (!originAllowed(request.headers.origin, deps.allowedOrigins)) {
-    return { ok: false, status: 403, code: 'FORBIDDEN_ORIGIN', message: 'This Origin may not connect.' };
+    return { ok: false, reason: 'origin', status: 403, code: 'FORBIDDEN_ORIGIN', message: 'This Origin may not connect.' };
   }
   const token = tokenOf(request);
-  if (!token) return { ok: false, status: 401, code: 'UNAUTHENTICATED', message: 'No access token offered.' };
+  if (!token) return { ok: false, reason: 'token', status: 401, code: 'UNAUTHENTICATED', message: 'No access token offered.' };
   let claims: AccessClaims;
   try {
     claims = await deps.verifier.verify(token);
   } catch (error) {
     const code = isParleyError(error) ? error.code : 'UNAUTHENTICATED';
-    const status = code === 'UNAVAILABLE' ? 503 : 401;
-    return { ok: false, status, code, message: isParleyError(error) ? error.message : 'Invalid token.' };
+    // UNAVAILABLE: the signing keys (JWKS) could not be fetched.
+    const unavailable = code === 'UNAVAILABLE';
+    const message = isParleyError(error) ? error.message : 'Invalid token.';
+    return { ok: false, reason: unavailable ? 'jwks' : 'token', status: unavailable ? 503 : 401, code, message };
   }
   const routing = await deps.messageService.routing(token);
-  if (!routing.ok) return { ok: false, status: routing.status, code: routing.code, message: routing.message };
+  if (!routing.ok) {
+    const reason = routing.status === 401 || routing.status === 403 ? 'session' : 'message-service';
+    return { ok: false, reason, status: routing.status, code: routing.code, message: routing.message };
+  }
   return { ok: true, claims, token, routing: routing.body };
 }

@@ -113,6 +113,7 @@ describe('upgrade', () => {
       expect(errorCodeOf(attempt.body)).toBe('UNAUTHENTICATED');
     }
     expect(await node1.metricValue('parley_gateway_upgrades_rejected_total', { status: '401' })).toBe(before + 5);
+    expect(await node1.metricValue('parley_gateway_upgrades_rejected_total', { status: '401', reason: 'token' })).toBe(before + 5);
   });
 
   test('an expired token: 401 TOKEN_EXPIRED', async () => {
@@ -174,6 +175,8 @@ describe('upgrade', () => {
     expect(refused.status).toBe(503);
     expect(errorCodeOf(refused.body)).toBe('UNAVAILABLE');
     expect(small.gateway.connectionCount).toBe(1);
+    // The metric tells a full node from a draining one or an unreachable message service.
+    expect(await small.metricValue('parley_gateway_upgrades_rejected_total', { status: '503', reason: 'full' })).toBe(1);
   });
 
   test('an upgrade anywhere but /ws: 404', async () => {
@@ -679,6 +682,7 @@ describe('drain', () => {
     const refused = await h.attemptUpgrade(draining, { token: people[3]!.accessToken });
     expect(refused.status).toBe(503);
     expect(errorCodeOf(refused.body)).toBe('UNAVAILABLE');
+    expect(await draining.metricValue('parley_gateway_upgrades_rejected_total', { reason: 'draining' })).toBe(1);
 
     for (const client of clients) expect((await client.closedWithin(5000)).code).toBe(1012);
     await within(done, 7000, 'drain() to resolve');
