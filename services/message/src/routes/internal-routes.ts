@@ -16,16 +16,35 @@ const SEND_BATCH_BODY_LIMIT_BYTES = Limits.sendBatchMaxItems * (Limits.messageBo
  * every item carries its user's access token and is authorized on its own.
  */
 export const internalRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }> = async (app, { context }) => {
-  /** One send, answered as POST /v1/conversations/:id/messages would answer it alone. */
-  const sendOne = async (item: SendBatchItem, log: FastifyBaseLogger): Promise<SendBatchResult> => {
-    try {
-      const { userId } = await context.auth.authenticate(item.accessToken);
-      const outcome = await context.messages.send(userId, item.conversationId, { clientMessageId: item.clientMessageId, body: item.body });
-      return { status: outcome.duplicate ? 200 : 201, response: outcome };
-    } catch (error) {
-      const { code, message } = catalogueErrorOf(error, log);
-      return { status: ErrorCatalogue[code].status, error: { code, message } };
-    }
+  const failure = (error: unknown, log: FastifyBaseLogger): SendBatchResult => {
+    const { code, message } = catalogueErrorOf(error, log);
+    return { status: ErrorCatalogue[code].status, error: { code, message } };
+  };
+
+  /**
+   * Every send answered as POST /v1/conversations/:id/messages would answer it alone, in
+   * the call's order. Tokens are checked first, all at once; only then are the sends queued,
+   * in order and in one turn, so they join one group commit (MicroBatcher) in the call's
+   * order: two sends with the same client message id are answered 201 then 200, never the
+   * other way round because the second token happened to be checked sooner.
+   */
+  const sendAll = async (items: readonly SendBatchItem[], log: FastifyBaseLogger): Promise<SendBatchResult[]> => {
+    const senders = await Promise.allSettled(items.map((item) => context.auth.authenticate(item.accessToken)));
+    return Promise.all(
+      items.map(async (item, index): Promise<SendBatchResult> => {
+        const sender = senders[index]!;
+        if (sender.status === 'rejected') return failure(sender.reason, log);
+        try {
+          const outcome = await context.messages.send(sender.value.userId, item.conversationId, {
+            clientMessageId: item.clientMessageId,
+            body: item.body,
+          });
+          return { status: outcome.duplicate ? 200 : 201, response: outcome };
+        } catch (error) {
+          return failure(error, log);
+        }
+      }),
+    );
   };
 
   app.post(
@@ -41,7 +60,6 @@ export const internalRoutes: FastifyPluginAsyncTypebox<{ context: RouteContext }
         response: { 200: SendBatchResponse, 400: ErrorBody, 413: ErrorBody, 415: ErrorBody },
       },
     },
-    // Every item starts in the same turn, so they join one group commit (MicroBatcher).
-    async (request) => ({ results: await Promise.all(request.body.sends.map((item) => sendOne(item, request.log))) }),
+    async (request) => ({ results: await sendAll(request.body.sends, request.log) }),
   );
 };
