@@ -501,7 +501,7 @@ function runDetails(run: RunRecord): string[] {
   if (r.reconnect) {
     const x = r.reconnect;
     lines.push(
-      `- reconnect: killed ${x.killedNodeId ?? '?'} at ${x.killedAtSeconds} s; dropped ${thousands(x.dropped)}, reconnected ${thousands(x.reconnected)}, caught up ${thousands(x.caughtUp)}, sync errors ${x.syncErrors}; all caught up ${x.allCaughtUpMs === null ? '**never**' : `${fixed(x.allCaughtUpMs / 1000)} s`} after the kill; reconnect p50/p90/p99 ${pcts(x.reconnectMs)} ms, caught up p50/p90/p99 ${pcts(x.caughtUpMs)} ms`,
+      `- reconnect: killed ${x.killedNodeId ?? '?'} at ${x.killedAtSeconds} s; dropped ${thousands(x.dropped)}, reconnected ${thousands(x.reconnected)}, caught up ${thousands(x.caughtUp)}, sync errors ${x.syncErrors}; all caught up ${x.allCaughtUpMs === null ? '**never**' : `${fixed(x.allCaughtUpMs / 1000)} s`} after the kill; reconnect p50/p90/p99 ${pcts(x.reconnectMs)} ms, caught up p50/p90/p99 ${pcts(x.caughtUpMs)} ms; failed reconnect attempts ${Object.keys(x.failedAttempts).length === 0 ? 'none' : JSON.stringify(x.failedAttempts)}`,
     );
   }
   const m = f.gatewayMetrics;

@@ -1,4 +1,5 @@
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { isIP } from 'node:net';
+import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type SecureContext } from 'node:tls';
 import { httpRequest } from '@parley/deploy';
 import WebSocket from 'ws';
 import { nowUs, sleep } from './clock';
@@ -84,6 +85,11 @@ class LoadClient {
   dropped = false;
   droppedAtUs = 0;
   recovering = false;
+  /**
+   * The last TLS session ticket nginx gave this client: a reconnect resumes the session, as
+   * browsers and mobile TLS stacks do, instead of paying a full handshake on both sides.
+   */
+  private tlsSession: Buffer | undefined;
 
   constructor(
     readonly spec: ClientSpec,
@@ -109,6 +115,7 @@ class LoadClient {
         // One secure context for every socket: building one from the CA PEM per handshake
         // costs the generator more CPU than the handshake itself (ws hands it to tls.connect).
         ...(url.startsWith('wss:') && this.fleet.secureContext ? ({ secureContext: this.fleet.secureContext } as WebSocket.ClientOptions) : {}),
+        ...(url.startsWith('wss:') ? ({ createConnection: (options: ConnectionOptions) => this.resumingTlsConnect(options) } as WebSocket.ClientOptions) : {}),
       });
       this.socket = socket;
       let settled = false;
@@ -147,6 +154,18 @@ class LoadClient {
         this.fleet.onFrame(this, text);
       });
     });
+  }
+
+  /** ws's own TLS connect (servername as ws sets it), offering and keeping the session ticket. */
+  private resumingTlsConnect(options: ConnectionOptions) {
+    const host = options.host ?? '';
+    const tlsSocket = tlsConnect({
+      ...options,
+      servername: options.servername ?? (isIP(host) ? '' : host),
+      ...(this.tlsSession ? { session: this.tlsSession } : {}),
+    });
+    tlsSocket.on('session', (session: Buffer) => (this.tlsSession = session));
+    return tlsSocket;
   }
 
   private onClose(socket: WebSocket, code: number): void {
@@ -211,6 +230,8 @@ export class ClientFleet {
   private readonly deliveries = { total: 0, inWindow: 0, unexpected: 0, lastUs: 0 };
   private readonly acked = new Map<string, number[]>();
   readonly reconnectStats = { dropped: 0, reconnected: 0, caughtUp: 0, syncErrors: 0, lastCaughtUpUs: 0 };
+  /** Reconnect attempts that failed, by reason (`http-503`, `ECONNREFUSED`, ...): each one doubles that client's backoff. */
+  private readonly failedReconnects: Record<string, number> = {};
   private readonly reconnectLatency = new Histogram();
   private readonly caughtUpLatency = new Histogram();
   private roundRobin = 0;
@@ -366,7 +387,8 @@ export class ClientFleet {
       try {
         await client.connect();
         break;
-      } catch {
+      } catch (error) {
+        count(this.failedReconnects, (error as Error).message);
         client.urlIndex += 1;
       }
     }
@@ -471,6 +493,7 @@ export class ClientFleet {
       receipts,
       reconnect: {
         ...this.reconnectStats,
+        failedAttempts: this.failedReconnects,
         reconnectLatency: this.reconnectLatency.toData(),
         caughtUpLatency: this.caughtUpLatency.toData(),
       },

@@ -103,6 +103,8 @@ export interface WorkerResult {
     reconnected: number;
     caughtUp: number;
     syncErrors: number;
+    /** Failed reconnect attempts, by reason. */
+    failedAttempts: Record<string, number>;
     /** Drop to `hello` on the new socket, µs. */
     reconnectLatency: HistogramData;
     /** Drop to the end of the catch-up sync, µs. */

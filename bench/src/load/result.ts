@@ -112,6 +112,8 @@ export interface LoadResult {
     reconnected: number;
     caughtUp: number;
     syncErrors: number;
+    /** Reconnect attempts that failed, by reason; each doubled that client's backoff. */
+    failedAttempts: Record<string, number>;
     /** From the kill to the last dropped client having reconnected and synced. */
     allCaughtUpMs: number | null;
     /** Drop (as the client saw it) to hello on the new socket. */
@@ -274,6 +276,7 @@ export function formatSummary(result: LoadResult): string {
     lines.push(
       `  reconnect: killed ${x.killedNodeId ?? '?'} at ${x.killedAtSeconds}s; dropped ${x.dropped}, reconnected ${x.reconnected}, caught up ${x.caughtUp} (all within ${fmt(x.allCaughtUpMs, 0)} ms), sync errors ${x.syncErrors}`,
       `    reconnect: ${pct(x.reconnectMs)}; caught up: ${pct(x.caughtUpMs)}`,
+      `    failed reconnect attempts: ${Object.keys(x.failedAttempts).length === 0 ? 'none' : JSON.stringify(x.failedAttempts)}`,
     );
   }
   const f = r.figures;

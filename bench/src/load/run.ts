@@ -323,6 +323,7 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
     const closes: Record<string, number> = {};
     const deliveries = { total: 0, inWindow: 0, unexpected: 0, lastUs: 0 };
     const reconnect = { dropped: 0, reconnected: 0, caughtUp: 0, syncErrors: 0, lastCaughtUpUs: 0 };
+    const failedReconnects: Record<string, number> = {};
     const acked = new Map<string, SeqSet>();
     const add = (into: Record<string, number>, from: Record<string, number>) => {
       for (const [key, n] of Object.entries(from)) into[key] = (into[key] ?? 0) + n;
@@ -343,6 +344,7 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
       deliveries.lastUs = Math.max(deliveries.lastUs, result.deliveries.lastUs);
       for (const key of ['dropped', 'reconnected', 'caughtUp', 'syncErrors'] as const) reconnect[key] += result.reconnect[key];
       reconnect.lastCaughtUpUs = Math.max(reconnect.lastCaughtUpUs, result.reconnect.lastCaughtUpUs);
+      add(failedReconnects, result.reconnect.failedAttempts);
       for (const [conversationId, seqs] of Object.entries(result.acked)) {
         let set = acked.get(conversationId);
         if (!set) acked.set(conversationId, (set = new SeqSet()));
@@ -545,6 +547,7 @@ export async function runScenario(options: RunOptions): Promise<LoadResult> {
               reconnected: reconnect.reconnected,
               caughtUp: reconnect.caughtUp,
               syncErrors: reconnect.syncErrors,
+              failedAttempts: failedReconnects,
               allCaughtUpMs:
                 killedAtUs !== null && reconnect.caughtUp > 0 && reconnect.caughtUp === reconnect.dropped
                   ? round((reconnect.lastCaughtUpUs - killedAtUs) / 1000, 1)
