@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import * as m0001 from './0001-initial';
 import * as m0002 from './0002-refresh-token-successor';
+import * as m0003 from './0003-store-send-batch';
 
 /**
  * Every migration, by name. Names sort in the order they apply; append only. Listing
@@ -10,4 +11,5 @@ import * as m0002 from './0002-refresh-token-successor';
 export const migrations: Record<string, Migration> = {
   '0001-initial': m0001,
   '0002-refresh-token-successor': m0002,
+  '0003-store-send-batch': m0003,
 };

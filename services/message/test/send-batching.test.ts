@@ -82,6 +82,39 @@ describe.each(MESSAGE_BACKENDS)('on %s', (backend) => {
     expect(state).toMatchObject({ lastSeq: 4, lastReadSeq: Math.max(...memberSeqs) });
   });
 
+  it('one batch over several conversations: each takes its own gapless seqs, and a block refuses either way', async () => {
+    const [alice, bob, carol, dave] = await registerUsers(h.app, 4);
+    const groupOne = await createGroupAs(h.app, alice!, [bob!], 'one');
+    const groupTwo = await createGroupAs(h.app, carol!, [alice!], 'two');
+    const toBob = (await call(h.app, alice!, 'POST', '/v1/conversations/direct', { userId: bob!.id })).json<{ id: string }>().id;
+    const toDave = (await call(h.app, carol!, 'POST', '/v1/conversations/direct', { userId: dave!.id })).json<{ id: string }>().id;
+    // Carol blocked Dave: Carol's own send to Dave is refused too.
+    expect((await call(h.app, carol!, 'PUT', `/v1/blocks/${dave!.id}`)).statusCode).toBeLessThan(300);
+
+    const send = (user: typeof alice, conversationId: string, clientMessageId: string) =>
+      call(h.app, user!, 'POST', messagesUrl(conversationId), { clientMessageId, body: `body ${clientMessageId}` });
+    const replies = await Promise.all([
+      send(alice, groupOne.id, 'one-1'),
+      send(carol, groupTwo.id, 'two-1'),
+      send(bob, groupOne.id, 'one-2'),
+      send(alice, toBob, 'direct-1'),
+      send(carol, toDave, 'blocked'),
+      send(alice, groupTwo.id, 'two-2'),
+      send(bob, toBob, 'direct-2'),
+    ]);
+    expect(replies.map((reply) => reply.statusCode)).toEqual([201, 201, 201, 201, 403, 201, 201]);
+    expect(errorOf(replies[4]!)).toMatchObject({ code: 'USER_BLOCKED' });
+
+    const stored = async (conversationId: string, reader = alice) => {
+      const page = (await call(h.app, reader!, 'GET', `${messagesUrl(conversationId)}?limit=50`)).json<HistoryPage>();
+      return { seqs: page.messages.map((message) => message.seq), ids: page.messages.map((message) => message.clientMessageId).sort() };
+    };
+    expect(await stored(groupOne.id)).toEqual({ seqs: [1, 2], ids: ['one-1', 'one-2'] });
+    expect(await stored(groupTwo.id)).toEqual({ seqs: [1, 2], ids: ['two-1', 'two-2'] });
+    expect(await stored(toBob)).toEqual({ seqs: [1, 2], ids: ['direct-1', 'direct-2'] });
+    expect(await stored(toDave, carol)).toEqual({ seqs: [], ids: [] });
+  });
+
   it('an upper-case conversation id is the same conversation: stored, answered, and published on its channel', async () => {
     const [owner, member] = await registerUsers(h.app, 2);
     const group = await createGroupAs(h.app, owner!, [member!], 'case');

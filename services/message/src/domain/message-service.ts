@@ -76,19 +76,19 @@ export class MessageService {
   }
 
   /**
-   * One transaction for a batch of sends. If it fails for a reason other than the database
-   * being unavailable, one bad send must not fail the others with it: each is then stored
-   * on its own, and only the bad one fails.
+   * One transaction for a batch of sends (one statement). If it fails for a reason other
+   * than the database being unavailable, one bad send must not fail the others with it:
+   * each is then stored on its own, and only the bad one fails.
    */
   private async storeSends(requests: readonly SendRequest[]): Promise<Array<ItemOutcome<StoredSend>>> {
     try {
-      return await this.db.transaction().execute((trx) => storeSendBatch(trx, requests));
+      return await storeSendBatch(this.db, requests);
     } catch (error) {
       if (requests.length === 1 || databaseErrorKind(error) === 'unavailable') throw error;
       const outcomes: Array<ItemOutcome<StoredSend>> = [];
       for (const request of requests) {
         try {
-          const [outcome] = await this.db.transaction().execute((trx) => storeSendBatch(trx, [request]));
+          const [outcome] = await storeSendBatch(this.db, [request]);
           outcomes.push(outcome!);
         } catch (itemError) {
           outcomes.push({ ok: false, error: itemError });

@@ -299,28 +299,3 @@ export async function findRouting(db: Executor, userId: string) {
     .where('m.user_id', '=', userId)
     .execute();
 }
-
-export interface LockedConversation {
-  id: string;
-  kind: ConversationKindColumn;
-  directKey: string | null;
-  lastSeq: number;
-  lastRev: number;
-}
-
-/**
- * Takes the row locks of several conversations (FOR UPDATE), in id order so that two
- * batches locking overlapping sets never deadlock, and returns those that exist. Read
- * members after this, by another statement (see findMembership).
- */
-export async function lockConversations(db: Executor, ids: readonly string[]): Promise<LockedConversation[]> {
-  if (ids.length === 0) return [];
-  const rows = await db
-    .selectFrom('conversations')
-    .select(['id', 'kind', 'direct_key', 'last_seq', 'last_rev'])
-    .where('id', 'in', ids)
-    .orderBy('id')
-    .forUpdate()
-    .execute();
-  return rows.map((row) => ({ id: row.id, kind: row.kind, directKey: row.direct_key, lastSeq: row.last_seq, lastRev: row.last_rev }));
-}

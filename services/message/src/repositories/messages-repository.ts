@@ -86,22 +86,3 @@ export async function findChangedSince(
     .limit(limit)
     .execute();
 }
-
-/** Messages already stored under these client message ids (retries), each key once. */
-export async function findMessagesByClientIds(
-  db: Executor,
-  keys: ReadonlyArray<{ conversationId: string; senderId: string; clientMessageId: string }>,
-): Promise<MessageRow[]> {
-  if (keys.length === 0) return [];
-  return db
-    .selectFrom('messages')
-    .selectAll()
-    .where((eb) =>
-      eb(
-        eb.refTuple('conversation_id', 'sender_id', 'client_message_id'),
-        'in',
-        keys.map((key) => eb.tuple(key.conversationId, key.senderId, key.clientMessageId)),
-      ),
-    )
-    .execute();
-}
